@@ -1,0 +1,397 @@
+"""Typed, frozen experiment configuration.
+
+Every config is a pydantic model with ``frozen=True`` and ``extra="forbid"``: a misspelled key
+is an error that names the key and the closest valid one, and an out-of-range value is an error
+that names the field. Configs load from and dump to YAML without loss::
+
+    cfg = load_config("experiment.yaml")
+    dump_config(cfg, "copy.yaml")
+    assert load_config("copy.yaml") == cfg
+
+Derive a variant with :func:`override`, which validates (``model_copy(update=...)`` does not).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from breedclf.errors import ConfigurationError
+
+__all__ = [
+    "AdamWConfig",
+    "AugmentConfig",
+    "BaseConfig",
+    "ConstantSchedulerConfig",
+    "CosineSchedulerConfig",
+    "DataConfig",
+    "EarlyStoppingConfig",
+    "ExperimentConfig",
+    "FreezeConfig",
+    "ModelConfig",
+    "OneCycleSchedulerConfig",
+    "OptimizerConfig",
+    "SGDConfig",
+    "SchedulerConfig",
+    "SplitConfig",
+    "StepSchedulerConfig",
+    "TrainingConfig",
+    "dump_config",
+    "format_validation_error",
+    "load_config",
+    "override",
+    "validate_config",
+]
+
+C = TypeVar("C", bound="BaseConfig")
+
+
+class BaseConfig(BaseModel):
+    """Base of every config: immutable, and unknown keys are errors with a suggestion."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        # pydantic's own extra="forbid" message does not suggest the intended key; this one does.
+        if isinstance(data, dict):
+            valid = set(cls.model_fields)
+            for key in data:
+                if isinstance(key, str) and key not in valid:
+                    close = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.5)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    raise ValueError(
+                        f"unknown key {key!r} in {cls.__name__}; {hint}"
+                        f"valid keys: {', '.join(sorted(valid))}"
+                    )
+        return data
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+class SplitConfig(BaseConfig):
+    """How to split one folder of class sub-folders into train/valid/test (stratified, seeded).
+
+    Used only when the dataset root has no ``train/`` ``valid/`` ``test/`` sub-folders.
+    """
+
+    valid: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    test: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_total(self) -> SplitConfig:
+        if self.valid + self.test >= 1.0:
+            raise ValueError(
+                f"valid ({self.valid}) + test ({self.test}) must leave some images for training"
+            )
+        return self
+
+
+_Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class AugmentConfig(BaseConfig):
+    """Training-time augmentation; evaluation always uses the model's resize + centre crop."""
+
+    scale: tuple[_Fraction, _Fraction] = (0.25, 1.0)
+    """Range of the random crop's area, as fractions of the image."""
+    hflip: bool = True
+    color_jitter: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> AugmentConfig:
+        if self.scale[0] > self.scale[1]:
+            raise ValueError(f"scale must be (min, max) with min <= max, got {self.scale}")
+        return self
+
+
+class DataConfig(BaseConfig):
+    """Where the images are and how they are loaded.
+
+    Attributes:
+        dataset: Registered dataset name (``imagefolder``, ``dogimages``, ``textures``, ...).
+        root: Dataset root: either ``train/ valid/ test/`` sub-folders of class folders, or
+            class folders directly (then ``split`` applies). Optional for datasets that
+            materialise themselves (``textures``).
+        split: Seeded stratified split for a root without split sub-folders.
+        image_size: Override of the model's input size (pixels); ``None`` keeps the model's.
+        num_workers: DataLoader worker processes; ``"auto"`` picks from the CPU count.
+        augment: Training augmentation.
+    """
+
+    dataset: str = "imagefolder"
+    root: Path | None = None
+    split: SplitConfig = SplitConfig()
+    image_size: PositiveInt | None = None
+    num_workers: NonNegativeInt | Literal["auto"] = "auto"
+    augment: AugmentConfig = AugmentConfig()
+
+
+# -------------------------------------------------------------------------------------- model
+
+
+class FreezeConfig(BaseConfig):
+    """Which parameters train.
+
+    ``none`` trains everything, ``backbone`` trains only the new head, ``last_n`` trains the head
+    and the last ``trainable_stages`` backbone stages.
+    """
+
+    policy: Literal["none", "backbone", "last_n"] = "none"
+    trainable_stages: NonNegativeInt = 1
+
+
+class ModelConfig(BaseConfig):
+    """Architecture and initial weights.
+
+    Attributes:
+        name: Registered model name (see ``breedclf.list_models()``).
+        weights: ``"DEFAULT"`` or a named variant (``"IMAGENET1K_V2"``) of the architecture's
+            pretrained weights, a path to a local weights file, or ``None`` for random init.
+        freeze: Which parameters train.
+        dropout: Dropout before the new classification head.
+    """
+
+    name: str = "efficientnet_lite0"
+    weights: str | None = "DEFAULT"
+    freeze: FreezeConfig = FreezeConfig()
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+
+
+# ---------------------------------------------------------------------------------- optimizer
+
+
+class _OptimizerBase(BaseConfig):
+    lr: PositiveFloat = 1e-3
+    backbone_lr: PositiveFloat | None = None
+    """Learning rate of the pretrained backbone; ``None`` uses ``lr`` (the head's)."""
+    weight_decay: NonNegativeFloat = 0.01
+
+
+class AdamWConfig(_OptimizerBase):
+    """AdamW (decoupled weight decay)."""
+
+    name: Literal["adamw"] = "adamw"
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.9,
+        0.999,
+    )
+    eps: PositiveFloat = 1e-8
+
+
+class SGDConfig(_OptimizerBase):
+    """SGD with (Nesterov) momentum."""
+
+    name: Literal["sgd"] = "sgd"
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = True
+    weight_decay: NonNegativeFloat = 1e-4
+
+
+OptimizerConfig = Annotated[AdamWConfig | SGDConfig, Field(discriminator="name")]
+
+
+# ---------------------------------------------------------------------------------- scheduler
+
+
+class _SchedulerBase(BaseConfig):
+    warmup_epochs: NonNegativeFloat = 0.0
+    """Linear warm-up from ``warmup_start_factor × lr`` over this many (fractional) epochs."""
+    warmup_start_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+
+
+class CosineSchedulerConfig(_SchedulerBase):
+    """Cosine decay to ``min_lr_factor × lr`` over the run (after warm-up), stepped per batch."""
+
+    name: Literal["cosine"] = "cosine"
+    min_lr_factor: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+
+
+class StepSchedulerConfig(_SchedulerBase):
+    """Multiply the learning rate by ``gamma`` every ``step_epochs`` epochs."""
+
+    name: Literal["step"] = "step"
+    step_epochs: PositiveInt = 5
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+
+
+class OneCycleSchedulerConfig(BaseConfig):
+    """One-cycle policy (warm-up is built in: ``pct_start`` of the run)."""
+
+    name: Literal["onecycle"] = "onecycle"
+    pct_start: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    div_factor: PositiveFloat = 25.0
+    final_div_factor: PositiveFloat = 1e4
+
+
+class ConstantSchedulerConfig(_SchedulerBase):
+    """Constant learning rate (after the optional warm-up)."""
+
+    name: Literal["none"] = "none"
+
+
+SchedulerConfig = Annotated[
+    CosineSchedulerConfig | StepSchedulerConfig | OneCycleSchedulerConfig | ConstantSchedulerConfig,
+    Field(discriminator="name"),
+]
+
+
+# ----------------------------------------------------------------------------------- training
+
+
+class EarlyStoppingConfig(BaseConfig):
+    """Stop when the monitored validation metric has not improved for ``patience`` epochs."""
+
+    patience: PositiveInt = 3
+    min_delta: NonNegativeFloat = 0.0
+
+
+class TrainingConfig(BaseConfig):
+    """The training loop.
+
+    Attributes:
+        epochs: Number of passes over the training split.
+        batch_size: Images per optimizer step.
+        amp: Mixed precision on CUDA: ``auto`` uses bf16 where supported, else fp16; ignored on CPU.
+        channels_last: Memory format; ``auto`` uses channels_last (faster on CUDA and oneDNN CPUs).
+        grad_clip_norm: Clip the global gradient norm to this value; ``None`` disables.
+        label_smoothing: Cross-entropy label smoothing.
+        monitor: Validation metric used for model selection and early stopping.
+        early_stopping: ``None`` disables early stopping.
+        seed: Seeds weights of the new head, shuffling, augmentation and dropout.
+        device: ``auto`` picks CUDA when present, else CPU.
+        evaluate_test: Evaluate the test split once, after training, with the selected model.
+    """
+
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 32
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    grad_clip_norm: PositiveFloat | None = None
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    monitor: Literal["valid_acc", "valid_loss"] = "valid_acc"
+    early_stopping: EarlyStoppingConfig | None = None
+    seed: int = 0
+    device: str = "auto"
+    evaluate_test: bool = False
+
+
+class ExperimentConfig(BaseConfig):
+    """Everything needed to reproduce a run: data, model, optimizer, scheduler, training.
+
+    Attributes:
+        name: Run name, used in logs and saved-model metadata.
+        output_dir: Where checkpoints, metrics and the saved model go.
+    """
+
+    name: str = "experiment"
+    output_dir: Path = Path("runs/experiment")
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optimizer: OptimizerConfig = AdamWConfig()
+    scheduler: SchedulerConfig = CosineSchedulerConfig()
+    training: TrainingConfig = TrainingConfig()
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def format_validation_error(exc: ValidationError, source: str | None = None) -> str:
+    """One readable line per problem: the dotted field path and the reason."""
+    where = f" in {source}" if source else ""
+    lines = [f"invalid {exc.title}{where}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) or err["type"] == "missing" else f" (got {value!r})"
+        lines.append(f"  {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def validate_config(cls: type[C], data: Any, source: str | None = None) -> C:
+    """Validate ``data`` as ``cls``; raise :class:`ConfigurationError` with a readable message."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigurationError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path, cls: type[C] = ExperimentConfig) -> C:  # type: ignore[assignment]
+    """Load a YAML file into a validated config (an :class:`ExperimentConfig` by default).
+
+    Raises:
+        ConfigurationError: The file is missing, is not a YAML mapping, or fails validation.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path} must contain a YAML mapping, got {type(data).__name__}")
+    return validate_config(cls, data, str(path))
+
+
+def config_to_dict(config: BaseConfig) -> dict[str, Any]:
+    """Plain, YAML/JSON-safe dict (paths as strings, tuples as lists), ``name`` keys first."""
+    data: dict[str, Any] = _name_first(config.model_dump(mode="json"))
+    return data
+
+
+def _name_first(value: Any) -> Any:
+    # Union members put their discriminator last (inherited fields come first); YAML reads better
+    # with "name: adamw" on top.
+    if isinstance(value, dict):
+        ordered = {"name": value["name"]} if "name" in value else {}
+        ordered.update({k: _name_first(v) for k, v in value.items() if k != "name"})
+        return ordered
+    return value
+
+
+def dump_config(config: BaseConfig, path: str | Path | None = None) -> str:
+    """YAML text of ``config``; also written to ``path`` when given."""
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def override(config: C, updates: dict[str, Any]) -> C:
+    """A validated copy of ``config`` with ``updates`` merged in.
+
+    Nested keys use dotted paths: ``override(cfg, {"optimizer.lr": 3e-4, "training.epochs": 5})``.
+    Unknown keys and invalid values raise :class:`ConfigurationError`.
+    """
+    data = config_to_dict(config)
+    for dotted, value in updates.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                raise ConfigurationError(
+                    f"cannot set {dotted!r}: {part!r} is not a section of {type(config).__name__}"
+                )
+            node = child
+        node[leaf] = value
+    return validate_config(type(config), data)

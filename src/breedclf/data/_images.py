@@ -1,0 +1,116 @@
+"""Decode any common image file into an 8-bit RGB PIL image, or fail with a clear reason."""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from pathlib import Path
+from typing import BinaryIO, TypeAlias
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from breedclf.errors import ImageDecodeError
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageSource", "load_image", "to_rgb"]
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+)
+
+ImageSource: TypeAlias = str | Path | bytes | bytearray | BinaryIO | Image.Image
+
+# Pillow's own bomb guard warns at 89 Mpx and raises at twice that; below its warning level,
+# so our limit always speaks first with a readable message.
+DEFAULT_MAX_PIXELS = 80_000_000
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    draft_size: int | None = None,
+) -> Image.Image:
+    """Open ``source`` and return a fully decoded 8-bit RGB image.
+
+    EXIF orientation is applied; grayscale, palette, CMYK, alpha and 16-bit images are converted
+    (transparent areas become white).
+
+    Args:
+        source: A path, raw bytes, a binary file object or an already open PIL image.
+        max_pixels: Refuse images with more pixels than this before decoding them (decompression
+            bombs). ``None`` disables the check.
+        draft_size: For JPEGs, let the decoder downscale by 1/2, 1/4 or 1/8 as long as both sides
+            stay at least this large — several times faster for photos much larger than the model
+            input.
+
+    Raises:
+        ImageDecodeError: The data is not an image, is truncated or corrupt, or is too large.
+    """
+    name = str(source) if isinstance(source, str | Path) else "image data"
+    try:
+        if isinstance(source, Image.Image):
+            image = source
+        else:
+            fp: str | Path | BinaryIO = (
+                io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray) else source
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(fp)
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise ImageDecodeError(f"{name} has an empty size {width}x{height}")
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageDecodeError(
+                f"{name} is {width}x{height} = {width * height:,} pixels, over the limit of "
+                f"{max_pixels:,}"
+            )
+        if draft_size is not None and image.format == "JPEG":
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()
+        return to_rgb(image)
+    except ImageDecodeError:
+        raise
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{name} does not exist") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(f"{name} is not a recognised image format") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"{name} is too large to decode safely: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"{name} is corrupt or truncated: {exc}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert a decoded image of any mode to 8-bit RGB, honouring EXIF orientation."""
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}:
+        image = _high_depth_to_l(image)
+        mode = "L"
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in {"RGBA", "LA", "PA", "La", "RGBa"}:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _high_depth_to_l(image: Image.Image) -> Image.Image:
+    """Map a 16/32-bit or float grayscale image onto 0..255 by its nominal range."""
+    array = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        lo, hi = float(np.nanmin(array)), float(np.nanmax(array))
+        scale = 255.0 / (hi - lo) if hi > lo and math.isfinite(hi - lo) else 0.0
+        array = (np.nan_to_num(array, nan=lo) - lo) * scale
+    else:
+        # 16-bit files use the full 0..65535 range; "I" images decoded from 8-bit data stay small.
+        peak = 65535.0 if array.max(initial=0) > 255 or image.mode.startswith("I;16") else 255.0
+        array = array * (255.0 / peak)
+    return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), mode="L")
