@@ -1,0 +1,159 @@
+"""The model registry and :func:`create_model`, the one way the rest of breedclf builds models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import torch
+
+from breedclf._registry import Registry
+from breedclf.config import FreezeConfig
+from breedclf.models._classifier import ImageClassifier
+
+__all__ = [
+    "MODELS",
+    "ModelBuilder",
+    "create_model",
+    "get_model_builder",
+    "list_models",
+    "register_model",
+]
+
+
+class ModelBuilder(Protocol):
+    """A registered model builder: keyword-only arguments, returns an :class:`ImageClassifier`.
+
+    ``num_classes=None`` means "the head the weights were trained with" (1000 for ImageNet,
+    also for random init); a count that differs from pretrained weights is an error (use
+    :func:`create_model`, which replaces the head explicitly).
+    """
+
+    def __call__(
+        self,
+        *,
+        weights: str | Path | None = None,
+        num_classes: int | None = None,
+        dropout: float = 0.0,
+    ) -> ImageClassifier: ...
+
+
+B = TypeVar("B", bound=ModelBuilder)
+
+MODELS = Registry[ModelBuilder]("model")
+"""Every model builder, by name. Fill it with :func:`register_model`."""
+
+
+def register_model(name: str | None = None) -> Callable[[B], B]:
+    """Decorator that registers a model builder under ``name`` (default: the function's name).
+
+    Args:
+        name: Registry name; defaults to the decorated function's ``__name__``.
+
+    Returns:
+        A decorator that returns the builder unchanged.
+
+    Raises:
+        ConfigurationError: A model with that name is already registered.
+
+    Example:
+        >>> @register_model()  # doctest: +SKIP
+        ... def my_net(*, weights=None, num_classes=None, dropout=0.0) -> ImageClassifier: ...
+    """
+
+    def decorator(builder: B) -> B:
+        MODELS.register(name)(builder)
+        return builder
+
+    return decorator
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered models matching a shell-style wildcard.
+
+    Example:
+        >>> list_models("resnet*")
+        ['resnet101', 'resnet152', 'resnet18', 'resnet34', 'resnet50']
+    """
+    return MODELS.list(pattern)
+
+
+def get_model_builder(name: str) -> ModelBuilder:
+    """The builder registered as ``name``.
+
+    Raises:
+        UnknownNameError: No such model; the message suggests close matches.
+    """
+    return MODELS.get(name)
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int,
+    weights: str | Path | None = None,
+    freeze: FreezeConfig | None = None,
+    dropout: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> ImageClassifier:
+    """Build a registered model for ``num_classes`` classes, optionally from pretrained weights.
+
+    Pretrained weights are loaded with their own head; when their class count differs from
+    ``num_classes`` the head is then replaced explicitly (:meth:`ImageClassifier.reset_classifier`)
+    with a new one initialised from ``generator``. Without weights the whole model is
+    initialised from ``generator`` when one is given, so the same seed gives the same model.
+
+    Args:
+        name: Registered model name (see :func:`list_models`).
+        num_classes: Outputs of the returned model's head.
+        weights: ``None`` (random init), ``"DEFAULT"`` or a named variant such as
+            ``"IMAGENET1K_V2"``, or a path to a local ``.safetensors`` / ``.pt`` / ``.pth``
+            file in torchvision (or ``efficientnet_pytorch``) or breedclf key format.
+        freeze: Freeze policy applied after loading; ``None`` trains everything.
+        dropout: Dropout probability before the head.
+        generator: Seeds every random initialisation done here; the global RNG is left alone.
+
+    Returns:
+        The model, in training mode.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered.
+        ConfigurationError: ``weights`` names no variant of this model, or ``freeze`` asks for
+            more stages than the model has.
+        ModelError: The weights cannot be fetched or read, or do not fit the architecture.
+
+    Example:
+        >>> from breedclf.config import FreezeConfig
+        >>> g = torch.Generator().manual_seed(0)
+        >>> model = create_model("efficientnet_lite0", num_classes=133, weights="DEFAULT",
+        ...                      freeze=FreezeConfig(policy="backbone"), generator=g)
+        >>> model.num_classes
+        133
+    """
+    builder = get_model_builder(name)
+    with _seeded_from(generator):
+        if weights is None:
+            model = builder(weights=None, num_classes=num_classes, dropout=dropout)
+            if generator is not None:
+                model.reset_classifier(num_classes, generator=generator)
+        else:
+            model = builder(weights=weights, num_classes=None, dropout=dropout)
+            if model.num_classes != num_classes:
+                model.reset_classifier(num_classes, generator=generator)
+    if freeze is not None:
+        model.freeze(freeze)
+    return model
+
+
+@contextmanager
+def _seeded_from(generator: torch.Generator | None) -> Iterator[None]:
+    """Run the block with the CPU RNG seeded from ``generator``, then restore the RNG."""
+    if generator is None:
+        yield
+        return
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
