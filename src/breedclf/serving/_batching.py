@@ -1,0 +1,201 @@
+"""Dynamic micro-batching: concurrent requests share one forward pass."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import torch
+
+from breedclf.saved_model import Prediction
+from breedclf.serving._protocol import RequestError
+
+__all__ = ["BatchResult", "BatchStats", "MicroBatcher"]
+
+PredictBatch = Callable[[torch.Tensor, int], list[list[Prediction]]]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The predictions of one request and the size of the forward pass that produced them."""
+
+    predictions: list[list[Prediction]]
+    batch_size: int
+
+
+@dataclass
+class _Item:
+    images: torch.Tensor
+    top_k: int
+    future: asyncio.Future[BatchResult]
+
+
+@dataclass
+class BatchStats:
+    """Counters of what the batcher did, for logs, tests and the benchmark."""
+
+    batches: int = 0
+    images: int = 0
+    largest_batch: int = 0
+    sizes: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+class MicroBatcher:
+    """Collect images from concurrent requests into batches for one worker thread.
+
+    A single thread runs every forward pass, so the model is never used concurrently and
+    the CPU threads of torch are not oversubscribed. While it runs, new requests queue up and
+    form the next batch. A batch waits for stragglers only while some request is known to be
+    on its way (:meth:`expect` — decoding its image), and never longer than ``max_wait_s``:
+    a lone request is not delayed at all.
+
+    Args:
+        predict: ``predict(batch, top_k)`` → labelled top-k lists, run in the worker thread.
+        max_batch_size: Most images in one forward pass (a single larger request runs alone).
+        max_wait_s: Longest time a batch waits for more requests.
+        max_queued: Most images waiting; beyond it requests get a 503 at once.
+    """
+
+    def __init__(
+        self,
+        predict: PredictBatch,
+        *,
+        max_batch_size: int = 16,
+        max_wait_s: float = 0.005,
+        max_queued: int = 256,
+    ) -> None:
+        self._predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queued = max_queued
+        self.stats = BatchStats()
+        self._pending: collections.deque[_Item] = collections.deque()
+        self._queued_images = 0
+        self._incoming = 0
+        self._wakeup = asyncio.Event()
+        self._executor: ThreadPoolExecutor | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        """Start the worker (call from the serving event loop)."""
+        if self._worker is not None:
+            return
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="breedclf-forward")
+        self._worker = asyncio.create_task(self._run(), name="breedclf-batcher")
+
+    async def stop(self) -> None:
+        """Finish every queued request, then stop the worker thread."""
+        self._closing = True
+        self._wakeup.set()
+        if self._worker is not None:
+            await self._worker
+            self._worker = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    @contextlib.contextmanager
+    def expect(self) -> Iterator[None]:
+        """Mark a request as on its way (being decoded), so batches wait briefly for it."""
+        self._incoming += 1
+        try:
+            yield
+        finally:
+            self._incoming -= 1
+
+    async def submit(self, images: torch.Tensor, top_k: int) -> BatchResult:
+        """Queue ``images`` (``[N, 3, H, W]``) and wait for their predictions.
+
+        Raises:
+            RequestError: 503 when the queue is full or the server is shutting down.
+        """
+        return await self.enqueue(images, top_k)
+
+    def enqueue(self, images: torch.Tensor, top_k: int) -> asyncio.Future[BatchResult]:
+        """Queue ``images`` and return the future of their predictions (call in the loop).
+
+        Raises:
+            RequestError: 503 when the queue is full or the server is shutting down.
+        """
+        if self._worker is None or self._closing:
+            raise RequestError(503, "the server is shutting down; retry on another instance")
+        if self._queued_images + len(images) > self.max_queued:
+            raise RequestError(
+                503, f"server busy: {self._queued_images} images already queued; retry shortly"
+            )
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Item(images, top_k, future))
+        self._queued_images += len(images)
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            items = await self._collect()
+            live = [item for item in items if not item.future.done()]
+            if not live:
+                continue
+            batch = live[0].images if len(live) == 1 else torch.cat([i.images for i in live])
+            top_k = max(item.top_k for item in live)
+            try:
+                results = await loop.run_in_executor(self._executor, self._predict, batch, top_k)
+            except Exception as exc:  # delivered to every waiting request
+                for item in live:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            self._record(len(batch))
+            start = 0
+            for item in live:
+                n = len(item.images)
+                if not item.future.done():
+                    rows = [row[: item.top_k] for row in results[start : start + n]]
+                    item.future.set_result(BatchResult(rows, len(batch)))
+                start += n
+
+    async def _collect(self) -> list[_Item]:
+        """Take the next batch off the queue, waiting briefly for requests on their way."""
+        items = [self._pop()]
+        size = len(items[0].images)
+        deadline = time.monotonic() + self.max_wait_s
+        while size < self.max_batch_size:
+            if not self._pending:
+                remaining = deadline - time.monotonic()
+                if self._incoming == 0 or remaining <= 0 or self._closing:
+                    break
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                continue
+            if size + len(self._pending[0].images) > self.max_batch_size:
+                break
+            item = self._pop()
+            items.append(item)
+            size += len(item.images)
+        return items
+
+    def _pop(self) -> _Item:
+        item = self._pending.popleft()
+        self._queued_images -= len(item.images)
+        return item
+
+    def _record(self, size: int) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.images += size
+        stats.largest_batch = max(stats.largest_batch, size)
+        stats.sizes[size] += 1

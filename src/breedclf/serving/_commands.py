@@ -1,0 +1,129 @@
+"""``breedclf serve`` and ``breedclf package``: typed functions that Typer turns into commands.
+
+Heavy imports (torch, the web framework) happen inside the functions, so the command line starts
+fast and works without the ``serve`` extra until a command needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from breedclf.errors import ConfigurationError, MissingDependencyError
+
+__all__ = ["SERVER_PACKAGES", "package", "serve"]
+
+# Top-level modules of the ``serve`` extra and what they import.
+SERVER_PACKAGES = frozenset({"starlette", "uvicorn", "anyio", "h11", "click"})
+
+logger = logging.getLogger("breedclf.serving")
+
+
+def serve(
+    model_dir: Annotated[
+        Path, typer.Argument(help="Saved model directory (model.safetensors + breedclf.json).")
+    ],
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).", min=0)] = 8080,
+    max_batch_size: Annotated[int, typer.Option(help="Most images per forward pass.", min=1)] = 16,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="Longest wait for more requests to join a batch.", min=0)
+    ] = 5.0,
+    request_timeout_s: Annotated[
+        float, typer.Option(help="Longest time one request may take (upload included).")
+    ] = 30.0,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest request body in bytes (SageMaker: 6 MiB).", min=1)
+    ] = 6 * 1024 * 1024,
+    max_pixels: Annotated[
+        int, typer.Option(help="Largest image decoded, in pixels (decompression bombs).", min=1)
+    ] = 40_000_000,
+    decode_threads: Annotated[
+        int, typer.Option(help="Threads decoding images beside the forward thread.", min=1)
+    ] = 2,
+    device: Annotated[
+        str, typer.Option(help="cpu, cuda, cuda:N or auto (CUDA when available).")
+    ] = "auto",
+    access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = True,
+    graceful_timeout_s: Annotated[
+        int, typer.Option(help="On SIGTERM/Ctrl-C, seconds in-flight requests may finish.", min=1)
+    ] = 30,
+) -> None:
+    """Serve a saved model over HTTP: POST /invocations, GET /ping, and a web page at /.
+
+    Speaks SageMaker's container contract (port 8080, /ping, /invocations), batches concurrent
+    requests into shared forward passes, and answers every bad request with a 4xx and a JSON
+    reason. Stops gracefully on SIGTERM or Ctrl-C.
+    """
+    try:
+        import uvicorn
+
+        from breedclf.serving._app import create_app
+        from breedclf.serving._config import ServingConfig
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
+            raise
+        raise MissingDependencyError(exc.name or "uvicorn", "serve", "breedclf serve") from exc
+    from pydantic import ValidationError
+
+    from breedclf.config import format_validation_error
+    from breedclf.saved_model import load_model
+
+    try:
+        config = ServingConfig(
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            request_timeout_s=request_timeout_s,
+            max_body_bytes=max_body_bytes,
+            max_pixels=max_pixels,
+            decode_threads=decode_threads,
+        )
+    except ValidationError as exc:
+        raise ConfigurationError(format_validation_error(exc, "serve options")) from None
+    saved = load_model(model_dir, device=device)
+    app = create_app(saved, config)
+    server_config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+        timeout_graceful_shutdown=graceful_timeout_s,
+        # Generous beyond the batcher's own queue bound; past it uvicorn answers 503.
+        limit_concurrency=max(1024, config.max_queued * 4),
+        timeout_keep_alive=5,
+    )
+    server = uvicorn.Server(server_config)
+    sock = server_config.bind_socket()
+    bound_host, bound_port = sock.getsockname()[:2]
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    typer.echo(
+        f"breedclf: serving {saved.model.arch} ({len(saved.classes)} classes) at "
+        f"http://{url_host}:{bound_port} (POST /invocations, GET /ping, web page at /)",
+        err=True,
+    )
+    server.run(sockets=[sock])
+
+
+def package(
+    model_dir: Annotated[
+        Path, typer.Argument(help="Saved model directory (model.safetensors + breedclf.json).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write.")] = Path(
+        "model.tar.gz"
+    ),
+) -> None:
+    """Package a saved model as model.tar.gz for SageMaker's PyTorch inference container.
+
+    The archive holds the model files at the top level, code/inference.py (breedclf's
+    handlers), code/requirements.txt, and breedclf's source vendored under code/breedclf.
+    """
+    from breedclf.serving._package import package_model
+
+    path = package_model(model_dir, output)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
