@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 import yaml
 from pydantic import (
@@ -334,7 +334,15 @@ def validate_config(cls: type[C], data: Any, source: str | None = None) -> C:
         raise ConfigurationError(format_validation_error(exc, source)) from None
 
 
-def load_config(path: str | Path, cls: type[C] = ExperimentConfig) -> C:  # type: ignore[assignment]
+@overload
+def load_config(path: str | Path) -> ExperimentConfig: ...
+
+
+@overload
+def load_config(path: str | Path, cls: type[C]) -> C: ...
+
+
+def load_config(path: str | Path, cls: type[BaseConfig] = ExperimentConfig) -> BaseConfig:
     """Load a YAML file into a validated config (an :class:`ExperimentConfig` by default).
 
     Raises:

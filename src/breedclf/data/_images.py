@@ -50,15 +50,32 @@ def load_image(
     """
     name = str(source) if isinstance(source, str | Path) else "image data"
     try:
-        if isinstance(source, Image.Image):
-            image = source
-        else:
-            fp: str | Path | BinaryIO = (
-                io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray) else source
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(fp)
+        return _decode(source, name, max_pixels, draft_size)
+    except ImageDecodeError:
+        raise
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{name} does not exist") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(f"{name} is not a recognised image format") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"{name} is too large to decode safely: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"{name} is corrupt or truncated: {exc}") from None
+
+
+def _decode(
+    source: ImageSource, name: str, max_pixels: int | None, draft_size: int | None
+) -> Image.Image:
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        fp: str | Path | BinaryIO = (
+            io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray) else source
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(fp)
+    try:
         width, height = image.size
         if width <= 0 or height <= 0:
             raise ImageDecodeError(f"{name} has an empty size {width}x{height}")
@@ -71,16 +88,11 @@ def load_image(
             image.draft("RGB", (draft_size, draft_size))
         image.load()
         return to_rgb(image)
-    except ImageDecodeError:
+    except BaseException:
+        # Pillow closes a file it opened only after a successful load; never leak it.
+        if image is not source:
+            image.close()
         raise
-    except FileNotFoundError:
-        raise ImageDecodeError(f"{name} does not exist") from None
-    except UnidentifiedImageError:
-        raise ImageDecodeError(f"{name} is not a recognised image format") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"{name} is too large to decode safely: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageDecodeError(f"{name} is corrupt or truncated: {exc}") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

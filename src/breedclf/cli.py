@@ -1,0 +1,250 @@
+"""The ``breedclf`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from breedclf.errors import BreedclfError
+
+app = typer.Typer(
+    name="breedclf",
+    help="Fine-tune, evaluate, serve and package pretrained image classifiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("breedclf")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+    # Unreadable images are already logged by the trainer; don't print them twice.
+    from breedclf.data import SkippedImageWarning
+
+    warnings.simplefilter("ignore", SkippedImageWarning)
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    updates: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--set takes KEY=VALUE, got {item!r}")
+        updates[key.strip()] = yaml.safe_load(raw)
+    return updates
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config value: --set optimizer.lr=3e-4"),
+    ] = None,
+    progress: Annotated[
+        bool | None, typer.Option(help="Progress bars (default: on a TTY).")
+    ] = None,
+) -> None:
+    """Train an experiment, select the best epoch on validation, and save the model."""
+    from breedclf.config import load_config, override
+    from breedclf.experiment import Experiment, run
+
+    _setup_logging()
+    cfg = load_config(config)
+    if set_:
+        cfg = override(cfg, _parse_overrides(set_))
+    result = run(Experiment(cfg, progress=progress), resume=resume)
+    typer.echo(f"best epoch: {result.best_epoch}")
+    typer.echo(f"valid accuracy: {result.valid.get('acc', float('nan')):.4f}")
+    if result.test is not None:
+        typer.echo(f"test accuracy: {result.test['acc']:.4f}")
+    typer.echo(f"model saved to: {result.model_dir}")
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
+    split: Annotated[str, typer.Option(help="train, valid or test.")] = "test",
+) -> None:
+    """Evaluate a saved model on a split of the dataset it was trained on."""
+    from breedclf.experiment import Experiment
+
+    _setup_logging()
+    experiment = Experiment.from_saved(model_dir, progress=False)
+    metrics = experiment.evaluate(split)
+    typer.echo(
+        f"{split}: accuracy {metrics['acc']:.4f}  top-5 {metrics['top5']:.4f}  "
+        f"loss {metrics['loss']:.4f}  ({metrics['count']} images)"
+    )
+    per_class = [
+        (acc, name)
+        for acc, name in zip(metrics["per_class_acc"], metrics["classes"], strict=True)
+        if acc is not None
+    ]
+    worst = sorted(per_class)[:5]
+    typer.echo("lowest per-class accuracy: " + ", ".join(f"{n} {a:.2f}" for a, n in worst))
+    typer.echo(f"full report: {experiment.output_dir / f'eval-{split}.json'}")
+
+
+@app.command()
+def predict(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="MODEL_DIR followed by images; with --endpoint, images only."),
+    ],
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Classes per image.")] = 5,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Query a running server instead of a local model.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Print labelled top-k predictions for images, from a saved model or an endpoint."""
+    if endpoint is not None:
+        from breedclf.serving import Predictor
+
+        images = list(paths)
+        client = Predictor(endpoint)
+        results = [client.predict(p, top_k=top_k) for p in images]
+    else:
+        if len(paths) < 2:
+            raise typer.BadParameter("give MODEL_DIR and at least one image (or --endpoint URL)")
+        from breedclf.saved_model import load_model
+
+        model = load_model(paths[0], device="auto")
+        images = list(paths[1:])
+        results = [model.predict(p, top_k=top_k) for p in images]
+    for image, preds in zip(images, results, strict=True):
+        if as_json:
+            typer.echo(json.dumps({"image": str(image), "predictions": preds}))
+        else:
+            typer.echo(f"{image}:")
+            for p in preds:
+                typer.echo(f"  {p['probability']:6.1%}  {p['label']}  (index {p['index']})")
+
+
+@data_app.command("check")
+def data_check(
+    path: Annotated[Path, typer.Argument(help="Dataset folder to scan.")],
+) -> None:
+    """Decode every image under PATH; list corrupt or truncated files (exit 1 if any)."""
+    from breedclf.data import check_images
+
+    report = check_images(path)
+    typer.echo(f"checked {report.checked} images under {report.root}")
+    if report.hidden_skipped:
+        typer.echo(f"skipped {len(report.hidden_skipped)} hidden files/folders, e.g.:")
+        for p in report.hidden_skipped[:5]:
+            typer.echo(f"  {p}")
+    if report.other_files:
+        typer.echo(f"ignored {len(report.other_files)} non-image files")
+    if report.bad:
+        typer.echo(f"{len(report.bad)} unreadable images (training skips them):")
+        for p, reason in report.bad:
+            typer.echo(f"  {p}: {reason}")
+        raise typer.Exit(1)
+    typer.echo("all images decode")
+
+
+@app.command("models")
+def models_(
+    pattern: Annotated[str, typer.Argument(help="Wildcard filter, e.g. 'resnet*'.")] = "*",
+) -> None:
+    """List the registered model architectures."""
+    from breedclf.models import list_models
+
+    for name in list_models(pattern):
+        typer.echo(name)
+
+
+@app.command("config")
+def config_(
+    output: Annotated[Path | None, typer.Option("-o", help="Write to a file.")] = None,
+) -> None:
+    """Print (or write) a complete default experiment config to start from."""
+    from breedclf.config import ExperimentConfig, dump_config
+
+    text = dump_config(ExperimentConfig(), output)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"wrote {output}")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Run directory.")] = Path(
+        "runs/demo"
+    ),
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
+    progress: Annotated[
+        bool | None, typer.Option(help="Progress bars (default: on a TTY).")
+    ] = None,
+) -> None:
+    """Fine-tune pretrained EfficientNet-Lite0 on real photographs (offline) and show results."""
+    from breedclf.demo import run_demo
+
+    _setup_logging()
+    typer.echo(
+        "breedclf demo: fine-tuning EfficientNet-Lite0 (ImageNet weights, offline) on "
+        "scikit-image's brick/grass/gravel photographs, 96 px, CPU/GPU auto"
+    )
+    result = run_demo(output, epochs=epochs, progress=progress)
+    run = result.run
+    typer.echo("")
+    typer.echo(
+        f"trained {len(run.history)} epochs in {result.seconds:.0f} s; best epoch {run.best_epoch}"
+    )
+    typer.echo(f"validation accuracy: {run.valid['acc']:.3f} ({run.valid['count']} images)")
+    if run.test is not None:
+        typer.echo(
+            f"held-out test accuracy: {run.test['acc']:.3f} ({run.test['count']} images, "
+            "never used for training or model selection)"
+        )
+    typer.echo("\npredictions of the saved model on held-out test images:")
+    for path, truth, preds in result.samples:
+        top = preds[0]
+        mark = "ok " if top["label"] == truth else "MISS"
+        others = ", ".join(f"{p['label']} {p['probability']:.2f}" for p in preds[1:])
+        typer.echo(
+            f"  [{mark}] {path.name:28s} true={truth:7s} predicted={top['label']} "
+            f"{top['probability']:.2f}  (then {others})"
+        )
+    out = Path(output)
+    typer.echo("\nwritten:")
+    typer.echo(f"  dataset (ImageFolder): {out / 'data'}")
+    typer.echo(f"  saved model:           {run.model_dir}")
+    typer.echo(f"  metrics log:           {out / 'metrics.jsonl'}")
+    typer.echo(f"  test report:           {out / 'eval-test.json'}")
+    typer.echo(f"  checkpoints:           {out / 'checkpoints'}")
+    typer.echo(f"\ntry: breedclf predict {run.model_dir} {result.samples[0][0]}")
+
+
+def main() -> None:
+    """Entry point: run the app; library errors become one clear line and exit code 2."""
+    try:
+        app()
+    except BreedclfError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Torch datasets and loaders: deterministic per-sample augmentation, corrupt files skipped."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from breedclf.data._datasets import Sample
+from breedclf.data._images import load_image
+from breedclf.errors import ImageDecodeError
+from breedclf.preprocessing import Transform
+
+__all__ = [
+    "Batch",
+    "EpochSampler",
+    "ImageDataset",
+    "SkippedImageWarning",
+    "collate_batch",
+    "create_dataloader",
+    "resolve_num_workers",
+]
+
+_MIX = 0x9E3779B97F4A7C15  # 64-bit golden-ratio constant: spreads (seed, epoch, position) apart
+
+
+class SkippedImageWarning(UserWarning):
+    """An image could not be decoded and was left out of its batch."""
+
+
+@dataclass(frozen=True)
+class _Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Batch:
+    """A collated batch: inputs ``[N,3,H,W]``, integer targets ``[N]``, and the skipped files."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def pin_memory(self) -> Batch:
+        """Called by DataLoader(pin_memory=True) so host→GPU copies can be asynchronous."""
+        return Batch(self.inputs.pin_memory(), self.targets.pin_memory(), self.skipped)
+
+
+class ImageDataset(Dataset[tuple[torch.Tensor, int] | _Skipped]):
+    """Decodes and transforms labelled image files.
+
+    Indexed by ``(index, seed)`` pairs from :class:`EpochSampler`: the random augmentation of a
+    sample depends only on that seed, not on worker count, worker reuse or resumption — so a
+    resumed run sees exactly the images an uninterrupted one would. Plain integer indices work
+    too (unseeded). An unreadable file yields a skip marker instead of raising, so one corrupt
+    image never kills an epoch.
+    """
+
+    def __init__(
+        self, samples: Sequence[Sample], transform: Transform, *, draft_size: int | None = None
+    ) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.draft_size = draft_size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int] | _Skipped:
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        sample = self.samples[index]
+        try:
+            image = load_image(sample.path, draft_size=self.draft_size)
+        except ImageDecodeError as exc:
+            return _Skipped(str(sample.path), str(exc))
+        if seed is None:
+            return self.transform(image), sample.target
+        # fork_rng keeps the caller's CPU RNG stream intact when loading in the main process.
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            return self.transform(image), sample.target
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields ``(index, sample_seed)``; order and seeds are a pure function of (seed, epoch).
+
+    Call :meth:`set_epoch` before each epoch (the trainer does).
+    """
+
+    def __init__(self, size: int, *, seed: int, shuffle: bool) -> None:
+        self.size = size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation and augmentation seeds of ``epoch``."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        base = (self.seed * _MIX + self.epoch * 1_000_003) % 2**63
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(base))
+            indices = order.tolist()
+        else:
+            indices = list(range(self.size))
+        for position, index in enumerate(indices):
+            yield index, (base + (position + 1) * _MIX) % 2**63
+
+
+def collate_batch(items: Sequence[tuple[torch.Tensor, int] | _Skipped]) -> Batch:
+    """Stack decoded samples; report skipped files instead of failing the batch."""
+    good = [it for it in items if not isinstance(it, _Skipped)]
+    skipped = [(it.path, it.reason) for it in items if isinstance(it, _Skipped)]
+    if not good:
+        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped)
+    inputs = torch.stack([x for x, _ in good])
+    targets = torch.tensor([y for _, y in good], dtype=torch.long)
+    return Batch(inputs, targets, skipped)
+
+
+def resolve_num_workers(requested: int | str) -> int:
+    """``"auto"``: one worker per spare core (at most 8); an explicit number is kept."""
+    if requested != "auto":
+        return int(requested)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, (cores or 1) - 1))
+
+
+def create_dataloader(
+    dataset: ImageDataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    num_workers: int,
+    pin_memory: bool,
+) -> DataLoader[Batch]:
+    """A DataLoader over ``dataset`` driven by an :class:`EpochSampler`.
+
+    Workers persist across epochs (no re-spawn cost) and prefetch; memory is pinned for CUDA.
+    """
+    sampler = EpochSampler(len(dataset), seed=seed, shuffle=shuffle)
+    return DataLoader(
+        dataset,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_batch,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None,
+        drop_last=False,
+        # Its own generator: creating a loader iterator must not draw from the global RNG, or a
+        # resumed run (whose iterators start later) would see different dropout masks.
+        generator=torch.Generator().manual_seed(seed),
+    )

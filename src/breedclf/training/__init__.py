@@ -1,0 +1,36 @@
+"""The training loop, its metrics, optimizers and callbacks."""
+
+from breedclf.training._metrics import (
+    METRIC_LINE_REGEX,
+    ClassificationMetrics,
+    format_metrics_line,
+)
+from breedclf.training._optim import create_optimizer, create_scheduler
+from breedclf.training.callbacks import (
+    Callback,
+    Checkpointer,
+    EarlyStopping,
+    EpochResult,
+    MetricsLogger,
+    ProgressBar,
+    StepOutput,
+)
+from breedclf.training.trainer import Trainer, TrainState, resolve_device
+
+__all__ = [
+    "METRIC_LINE_REGEX",
+    "Callback",
+    "Checkpointer",
+    "ClassificationMetrics",
+    "EarlyStopping",
+    "EpochResult",
+    "MetricsLogger",
+    "ProgressBar",
+    "StepOutput",
+    "TrainState",
+    "Trainer",
+    "create_optimizer",
+    "create_scheduler",
+    "format_metrics_line",
+    "resolve_device",
+]

@@ -1,0 +1,87 @@
+"""Classification metrics accumulated on the device, synchronised once per epoch."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+__all__ = ["METRIC_LINE_REGEX", "ClassificationMetrics", "format_metrics_line"]
+
+#: Regex a SageMaker tuner (or anyone) can use on the log line of a split's metric; it matches
+#: plain, exponent and ``nan``/``inf`` numbers. Example: ``METRIC_LINE_REGEX.format(split="valid",
+#: metric="acc")``.
+METRIC_LINE_REGEX = r"split={split} .*?\b{metric}=([-+]?(?:[0-9.]+(?:[eE][-+]?[0-9]+)?|nan|inf))"
+
+
+class ClassificationMetrics:
+    """Loss, top-1, top-5, per-class accuracy and the confusion matrix of one pass.
+
+    Counts stay on the device during the pass (no per-batch host sync).
+    """
+
+    def __init__(self, num_classes: int, device: torch.device) -> None:
+        self.num_classes = num_classes
+        self.device = device
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct1 = torch.zeros((), dtype=torch.long, device=device)
+        self.correct5 = torch.zeros((), dtype=torch.long, device=device)
+        self.confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
+        self.count = 0
+
+    @torch.no_grad()
+    def update(self, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
+        """Add a batch: ``loss`` is the batch-mean loss."""
+        n = int(targets.shape[0])
+        self.count += n
+        self.loss_sum += loss.detach().double() * n
+        k = min(5, self.num_classes)
+        top = logits.detach().topk(k, dim=1).indices
+        hits = top == targets.unsqueeze(1)
+        self.correct1 += hits[:, 0].sum()
+        self.correct5 += hits.any(dim=1).sum()
+        self.confusion += torch.bincount(
+            targets * self.num_classes + top[:, 0], minlength=self.num_classes**2
+        )
+
+    def compute(self, *, full: bool = False) -> dict[str, Any]:
+        """Epoch metrics: ``loss``, ``acc``, ``top5``, ``count``.
+
+        Args:
+            full: Also return ``per_class_acc`` and ``confusion`` (rows: true class, columns:
+                predicted class).
+        """
+        n = max(1, self.count)
+        out: dict[str, Any] = {
+            "loss": float(self.loss_sum.item()) / n if self.count else math.nan,
+            "acc": int(self.correct1.item()) / n if self.count else math.nan,
+            "top5": int(self.correct5.item()) / n if self.count else math.nan,
+            "count": self.count,
+        }
+        if full:
+            matrix = self.confusion.view(self.num_classes, self.num_classes).cpu()
+            support = matrix.sum(dim=1)
+            per_class = [
+                float(matrix[i, i]) / float(support[i]) if support[i] > 0 else None
+                for i in range(self.num_classes)
+            ]
+            out["per_class_acc"] = per_class
+            out["confusion"] = matrix.tolist()
+        return out
+
+
+def format_metrics_line(split: str, metrics: dict[str, Any], *, epoch: int | None = None) -> str:
+    """The stable, documented one-line form of a split's metrics.
+
+    ``epoch=3 split=valid loss=5.123400e-01 acc=8.100000e-01 top5=9.700000e-01``. Numbers use
+    exponent notation (``nan``/``inf`` when not finite), so any regex of the form
+    :data:`METRIC_LINE_REGEX` reads them; only the ``valid`` split is ever used for tuning.
+    """
+    parts = [] if epoch is None else [f"epoch={epoch}"]
+    parts.append(f"split={split}")
+    for key in ("loss", "acc", "top5"):
+        if key in metrics:
+            value = float(metrics[key])
+            parts.append(f"{key}={value:.6e}" if math.isfinite(value) else f"{key}={value}")
+    return " ".join(parts)

@@ -1,0 +1,17 @@
+"""Callbacks: everything that reacts to training without living in the loop."""
+
+from breedclf.training.callbacks.callback import Callback, EpochResult, StepOutput
+from breedclf.training.callbacks.checkpointer import Checkpointer
+from breedclf.training.callbacks.early_stopping import EarlyStopping
+from breedclf.training.callbacks.metrics_logger import MetricsLogger
+from breedclf.training.callbacks.progress_bar import ProgressBar
+
+__all__ = [
+    "Callback",
+    "Checkpointer",
+    "EarlyStopping",
+    "EpochResult",
+    "MetricsLogger",
+    "ProgressBar",
+    "StepOutput",
+]

@@ -1,0 +1,410 @@
+"""The training loop. It only trains and emits events; everything else is a callback."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from breedclf._io import atomic_path
+from breedclf.config import (
+    AdamWConfig,
+    CosineSchedulerConfig,
+    OptimizerConfig,
+    SchedulerConfig,
+    TrainingConfig,
+)
+from breedclf.data import Batch, SkippedImageWarning
+from breedclf.errors import CheckpointError, ConfigurationError
+from breedclf.models import ImageClassifier
+from breedclf.profiler import NullProfiler, Profiler
+from breedclf.training._metrics import ClassificationMetrics
+from breedclf.training._optim import create_optimizer, create_scheduler
+from breedclf.training.callbacks.callback import Callback, EpochResult, StepOutput
+
+__all__ = ["TrainState", "Trainer", "resolve_device"]
+
+log = logging.getLogger("breedclf.training")
+
+CHECKPOINT_FORMAT = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA, else Apple MPS, else CPU; anything else is passed to ``torch.device``."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigurationError(f"training.device={name!r} is not a device: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError(
+            f"training.device={name!r} but CUDA is not available; use 'auto' or 'cpu'"
+        )
+    return device
+
+
+@dataclass
+class TrainState:
+    """Progress that a checkpoint must restore: completed epochs, steps, history, stop flag."""
+
+    epoch: int = 0
+    global_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    should_stop: bool = False
+
+
+class Trainer:
+    """Fits an :class:`ImageClassifier`, emitting events to callbacks.
+
+    Uses the device from ``training.device``; on CUDA it trains in mixed precision (bf16 where
+    supported, else fp16 with loss scaling) and, like on CPU, in channels_last memory format.
+
+    Args:
+        model: The classifier (its freeze policy already applied).
+        training: Loop settings.
+        optimizer: Optimizer settings (head vs backbone learning rates).
+        scheduler: Learning-rate schedule (stepped per batch).
+        callbacks: Event receivers, called in ascending ``order``.
+        profiler: Receives ``profile(name)`` sections (data, forward, backward, step, validation).
+
+    Example:
+        >>> trainer = Trainer(model, training=TrainingConfig(epochs=3))      # doctest: +SKIP
+        >>> history = trainer.fit(train_loader, valid_loader)                 # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: ImageClassifier,
+        *,
+        training: TrainingConfig | None = None,
+        optimizer: OptimizerConfig | None = None,
+        scheduler: SchedulerConfig | None = None,
+        callbacks: Sequence[Callback] = (),
+        profiler: Profiler | None = None,
+    ) -> None:
+        self.config = training or TrainingConfig()
+        self.optimizer_config: OptimizerConfig = optimizer or AdamWConfig()
+        self.scheduler_config: SchedulerConfig = scheduler or CosineSchedulerConfig()
+        self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
+        keys = [cb.state_key for cb in self.callbacks]
+        if len(set(keys)) != len(keys):
+            raise ConfigurationError(f"callbacks need distinct state_key values, got {keys}")
+        self.profiler: Profiler = profiler or NullProfiler()
+        self.device = resolve_device(self.config.device)
+        self.memory_format = (
+            torch.preserve_format if self.config.channels_last == "off" else torch.channels_last
+        )
+        self.amp_dtype = self._resolve_amp()
+        self.model = model.to(self.device).to(memory_format=self.memory_format)
+        self.optimizer = create_optimizer(model, self.optimizer_config)
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype == torch.float16 and self.device.type == "cuda"
+        )
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+        self.eval_criterion = nn.CrossEntropyLoss()
+        self.state = TrainState()
+        self.steps_per_epoch = 0
+        self._warned_paths: set[str] = set()
+
+    # ----------------------------------------------------------------------------- public API
+
+    @property
+    def should_stop(self) -> bool:
+        """Set by a callback (early stopping) to end training after the current epoch."""
+        return self.state.should_stop
+
+    @should_stop.setter
+    def should_stop(self, value: bool) -> None:
+        self.state.should_stop = value
+
+    def fit(
+        self,
+        train_loader: DataLoader[Batch],
+        valid_loader: DataLoader[Batch] | None = None,
+        *,
+        resume_from: str | Path | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train for ``training.epochs`` epochs (or until a callback stops it).
+
+        Args:
+            train_loader: Training batches (a :class:`~breedclf.data.Batch` per step).
+            valid_loader: Validation batches, evaluated after every epoch.
+            resume_from: A checkpoint written by :meth:`save_checkpoint`; training continues
+                exactly where it stopped (model, optimizer, scheduler, RNG, callbacks, epoch).
+
+        Returns:
+            The per-epoch history (dicts of :class:`EpochResult` fields).
+        """
+        self.steps_per_epoch = max(1, len(train_loader))
+        self.scheduler = create_scheduler(
+            self.optimizer,
+            self.scheduler_config,
+            epochs=self.config.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+        )
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+            log.info("resumed from %s after epoch %d", resume_from, self.state.epoch)
+        else:
+            _seed_everything(self.config.seed)
+        self._emit("on_fit_start")
+        try:
+            for epoch in range(self.state.epoch + 1, self.config.epochs + 1):
+                if self.state.should_stop:
+                    break
+                self._run_epoch(epoch, train_loader, valid_loader)
+        except BaseException as exc:
+            for cb in self.callbacks:
+                cb.on_exception(self, exc)
+            raise
+        self._emit("on_fit_end")
+        return self.state.history
+
+    def evaluate(
+        self, loader: DataLoader[Batch] | Iterable[Batch], *, full: bool = True
+    ) -> dict[str, Any]:
+        """Metrics of the current model over ``loader`` (no callbacks are called).
+
+        Args:
+            full: Include per-class accuracy and the confusion matrix.
+        """
+        return self._evaluate(loader, emit=False, full=full)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: model, optimizer, scheduler, scaler, RNG, callbacks."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "trainer": asdict(self.state),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict(),
+            "rng": _rng_state(),
+            "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (call after :meth:`fit` created the scheduler)."""
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"unsupported checkpoint format {state.get('format')!r}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.state = TrainState(**state["trainer"])
+        for cb in self.callbacks:
+            if cb.state_key in state["callbacks"]:
+                cb.load_state_dict(state["callbacks"][cb.state_key])
+        _set_rng_state(state["rng"])
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write :meth:`state_dict` atomically (a crash mid-write keeps the old file)."""
+        with atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)
+        return Path(path)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load a checkpoint written by :meth:`save_checkpoint` (no arbitrary unpickling)."""
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint {path} does not exist") from None
+        except Exception as exc:  # torch raises several types for corrupt files
+            raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from None
+        self.load_state_dict(state)
+
+    # ------------------------------------------------------------------------------ the loop
+
+    def _run_epoch(
+        self, epoch: int, train_loader: DataLoader[Batch], valid_loader: DataLoader[Batch] | None
+    ) -> None:
+        self._emit("on_epoch_start", epoch)
+        _set_epoch(train_loader, epoch)
+        self.model.train()
+        metrics = ClassificationMetrics(self.model.num_classes, self.device)
+        started = time.perf_counter()
+        batches = iter(train_loader)
+        batch_idx = 0
+        while True:
+            with self.profiler.profile("data"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            self._warn_skipped(batch)
+            if len(batch) == 0:
+                continue
+            batch = self._to_device(batch)
+            self._emit("on_train_batch_start", batch, batch_idx)
+            self._train_step(epoch, batch_idx, batch, metrics)
+            batch_idx += 1
+        seconds = time.perf_counter() - started
+        train_metrics = metrics.compute()
+        valid_metrics: dict[str, Any] = {}
+        if valid_loader is not None:
+            with self.profiler.profile("validation"):
+                valid_metrics = self._evaluate(valid_loader, emit=True, full=False, epoch=epoch)
+        self.state.epoch = epoch
+        result = EpochResult(
+            epoch=epoch,
+            train=train_metrics,
+            valid=valid_metrics,
+            lr=float(self.optimizer.param_groups[0]["lr"]),
+            seconds=seconds,
+            images_per_second=train_metrics["count"] / max(seconds, 1e-9),
+        )
+        self.state.history.append(asdict(result))
+        self._emit("on_epoch_end", result)
+
+    def _train_step(
+        self, epoch: int, batch_idx: int, batch: Batch, metrics: ClassificationMetrics
+    ) -> None:
+        inputs, targets = batch.inputs, batch.targets
+        with self.profiler.profile("forward"), self._autocast():
+            outputs = self.model(inputs)
+            loss = self.criterion(outputs.float(), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.profiler.profile("backward"):
+            self.scaler.scale(loss).backward()
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(self.optimizer)
+        self.state.global_step += 1
+        step = StepOutput(
+            epoch=epoch,
+            batch_idx=batch_idx,
+            global_step=self.state.global_step,
+            inputs=inputs,
+            targets=targets,
+            outputs=outputs,
+            loss=loss,
+        )
+        self._emit("on_after_backward", step)
+        with self.profiler.profile("optimizer_step"):
+            if self.config.grad_clip_norm is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.scheduler is not None:
+                self.scheduler.step()
+        metrics.update(outputs, targets, loss)
+        self._emit("on_train_batch_end", step)
+
+    def _evaluate(
+        self,
+        loader: DataLoader[Batch] | Iterable[Batch],
+        *,
+        emit: bool,
+        full: bool,
+        epoch: int = 0,
+    ) -> dict[str, Any]:
+        _set_epoch(loader, 0)
+        was_training = self.model.training
+        self.model.eval()
+        metrics = ClassificationMetrics(self.model.num_classes, self.device)
+        if emit:
+            self._emit("on_validation_start")
+        with torch.no_grad():
+            for batch_idx, raw in enumerate(loader):
+                self._warn_skipped(raw)
+                if len(raw) == 0:
+                    continue
+                batch = self._to_device(raw)
+                with self._autocast():
+                    outputs = self.model(batch.inputs)
+                    loss = self.eval_criterion(outputs.float(), batch.targets)
+                metrics.update(outputs, batch.targets, loss)
+                if emit:
+                    step = StepOutput(
+                        epoch, batch_idx, self.state.global_step, batch.inputs,
+                        batch.targets, outputs, loss,
+                    )  # fmt: skip
+                    self._emit("on_validation_batch_end", step)
+        result = metrics.compute(full=full)
+        self.model.train(was_training)
+        if emit:
+            self._emit("on_validation_end", result)
+        return result
+
+    # ------------------------------------------------------------------------------- helpers
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    def _to_device(self, batch: Batch) -> Batch:
+        inputs = batch.inputs.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        targets = batch.targets.to(self.device, non_blocking=True)
+        return Batch(inputs, targets, batch.skipped)
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _resolve_amp(self) -> torch.dtype | None:
+        choice = self.config.amp
+        if choice == "off":
+            return None
+        if choice == "auto":
+            if self.device.type != "cuda":
+                return None
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if choice == "bf16" else torch.float16
+
+    def _warn_skipped(self, batch: Batch) -> None:
+        for path, reason in batch.skipped:
+            if path not in self._warned_paths:
+                self._warned_paths.add(path)
+                warnings.warn(
+                    f"skipped unreadable image: {reason}", SkippedImageWarning, stacklevel=2
+                )
+                log.warning("skipped unreadable image: %s", reason)
+
+
+def _set_epoch(loader: object, epoch: int) -> None:
+    sampler = getattr(loader, "sampler", None)
+    if sampler is not None and hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state: tuple[Any, ...] = np.random.get_state(legacy=True)  # type: ignore[assignment]
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *map(float, np_state[2:])],
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy(), int(pos), int(has_gauss), float(cached)))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
