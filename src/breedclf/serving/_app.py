@@ -110,6 +110,7 @@ class _ServerState:
             max_batch_size=config.max_batch_size,
             max_wait_s=config.max_wait_ms / 1000.0,
             max_queued=config.max_queued,
+            torch_threads=config.torch_threads,
         )
         self._decoder: ThreadPoolExecutor | None = None
         self._static = _load_static()

@@ -59,6 +59,8 @@ class MicroBatcher:
         max_batch_size: Most images in one forward pass (a single larger request runs alone).
         max_wait_s: Longest time a batch waits for more requests.
         max_queued: Most images waiting; beyond it requests get a 503 at once.
+        torch_threads: Intra-op threads of the forward thread (``None``: torch's default, one
+            per CPU the process sees).
     """
 
     def __init__(
@@ -68,11 +70,13 @@ class MicroBatcher:
         max_batch_size: int = 16,
         max_wait_s: float = 0.005,
         max_queued: int = 256,
+        torch_threads: int | None = None,
     ) -> None:
         self._predict = predict
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_queued = max_queued
+        self.torch_threads = torch_threads
         self.stats = BatchStats()
         self._pending: collections.deque[_Item] = collections.deque()
         self._queued_images = 0
@@ -87,7 +91,9 @@ class MicroBatcher:
         if self._worker is not None:
             return
         self._closing = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="breedclf-forward")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="breedclf-forward", initializer=self._init_thread
+        )
         self._worker = asyncio.create_task(self._run(), name="breedclf-batcher")
 
     async def stop(self) -> None:
@@ -100,6 +106,10 @@ class MicroBatcher:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+    def _init_thread(self) -> None:
+        if self.torch_threads is not None:
+            torch.set_num_threads(self.torch_threads)
 
     @contextlib.contextmanager
     def expect(self) -> Iterator[None]:

@@ -44,6 +44,12 @@ def serve(
     decode_threads: Annotated[
         int, typer.Option(help="Threads decoding images beside the forward thread.", min=1)
     ] = 2,
+    torch_threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads of the forward pass (default: one per CPU the process sees).", min=1
+        ),
+    ] = None,
     device: Annotated[
         str, typer.Option(help="cpu, cuda, cuda:N or auto (CUDA when available).")
     ] = "auto",
@@ -80,6 +86,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             max_pixels=max_pixels,
             decode_threads=decode_threads,
+            torch_threads=torch_threads,
         )
     except ValidationError as exc:
         raise ConfigurationError(format_validation_error(exc, "serve options")) from None

@@ -25,6 +25,8 @@ class ServingConfig(BaseConfig):
         max_instances: Most images in one JSON ``instances`` request.
         max_queued: Most images waiting for the model; more get a 503 at once.
         decode_threads: Threads decoding and preprocessing images beside the forward thread.
+        torch_threads: Intra-op threads of the forward pass; ``None`` keeps torch's default (one
+            per CPU the process sees — set it to the container's CPU quota when that is lower).
         warmup: Run one forward pass at start-up so the first request is not slow.
     """
 
@@ -37,6 +39,7 @@ class ServingConfig(BaseConfig):
     max_instances: PositiveInt = 32
     max_queued: PositiveInt = 256
     decode_threads: PositiveInt = 2
+    torch_threads: PositiveInt | None = None
     warmup: bool = True
 
     @property

@@ -215,6 +215,14 @@ def preprocess_request_image(
         return model.preprocess_image(data, max_pixels=limits.max_pixels)
     except ImageDecodeError as exc:
         raise RequestError(400, f"cannot decode the image: {exc}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # Pillow's decoders can fail on hostile bytes with errors outside ImageDecodeError's
+        # net (struct.error, IndexError, ...); the header was valid, so the data is bad.
+        raise RequestError(
+            400, f"cannot decode the image: {type(exc).__name__}: {exc}"[:500]
+        ) from None
 
 
 def _request_header(context: object | None, name: str) -> str | None:

@@ -283,8 +283,12 @@ def check_image_header(data: bytes, limits: RequestLimits) -> tuple[str, int, in
         ) from None
     except Image.DecompressionBombError as exc:
         raise RequestError(413, f"image has too many pixels to decode safely: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise RequestError(400, f"image header is corrupt: {exc}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # any parser failure on client bytes is the client's error
+        raise RequestError(
+            400, f"image header is corrupt: {type(exc).__name__}: {exc}"[:500]
+        ) from None
     if width < 1 or height < 1:
         raise RequestError(400, f"image has an empty size {width}x{height}")
     if width * height > limits.max_pixels:
