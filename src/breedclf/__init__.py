@@ -6,17 +6,49 @@ Example:
     >>> breedclf.run(exp)                                         # doctest: +SKIP
     >>> model = breedclf.load_model("runs/experiment/model")      # doctest: +SKIP
     >>> model.predict("dog.jpg", top_k=3)                         # doctest: +SKIP
+
+Names are imported on first use, so ``import breedclf.serving`` (an inference container) never
+loads the training machinery.
 """
 
-from breedclf.config import ExperimentConfig, load_config
-from breedclf.data import ImageFolderDataset, list_datasets, register_dataset
-from breedclf.errors import BreedclfError, ConfigurationError
-from breedclf.experiment import Experiment, RunResult, load_experiment, run
-from breedclf.models import create_model, list_models, register_model
-from breedclf.saved_model import Prediction, SavedModel, load_model, save_model
-from breedclf.training import Callback, Trainer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from breedclf.config import ExperimentConfig, load_config
+    from breedclf.data import ImageFolderDataset, list_datasets, register_dataset
+    from breedclf.errors import BreedclfError, ConfigurationError
+    from breedclf.experiment import Experiment, RunResult, load_experiment, run
+    from breedclf.models import create_model, list_models, register_model
+    from breedclf.saved_model import Prediction, SavedModel, load_model, save_model
+    from breedclf.training import Callback, Trainer
+
+_EXPORTS = {
+    "BreedclfError": "breedclf.errors",
+    "Callback": "breedclf.training",
+    "ConfigurationError": "breedclf.errors",
+    "Experiment": "breedclf.experiment",
+    "ExperimentConfig": "breedclf.config",
+    "ImageFolderDataset": "breedclf.data",
+    "Prediction": "breedclf.saved_model",
+    "RunResult": "breedclf.experiment",
+    "SavedModel": "breedclf.saved_model",
+    "Trainer": "breedclf.training",
+    "create_model": "breedclf.models",
+    "list_datasets": "breedclf.data",
+    "list_models": "breedclf.models",
+    "load_config": "breedclf.config",
+    "load_experiment": "breedclf.experiment",
+    "load_model": "breedclf.saved_model",
+    "register_dataset": "breedclf.data",
+    "register_model": "breedclf.models",
+    "run": "breedclf.experiment",
+    "save_model": "breedclf.saved_model",
+}
 
 __all__ = [
     "BreedclfError",
@@ -41,3 +73,16 @@ __all__ = [
     "run",
     "save_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'breedclf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -70,7 +70,7 @@ def train(
     _setup_logging()
     cfg = load_config(config)
     if set_:
-        cfg = override(cfg, _parse_overrides(set_))
+        cfg = override(cfg, _parse_overrides(set_), source=f"{config} (with --set overrides)")
     result = run(Experiment(cfg, progress=progress), resume=resume)
     typer.echo(f"best epoch: {result.best_epoch}")
     typer.echo(f"valid accuracy: {result.valid.get('acc', float('nan')):.4f}")
@@ -235,6 +235,20 @@ def demo(
     typer.echo(f"  test report:           {out / 'eval-test.json'}")
     typer.echo(f"  checkpoints:           {out / 'checkpoints'}")
     typer.echo(f"\ntry: breedclf predict {run.model_dir} {result.samples[0][0]}")
+
+
+def _register_serving_commands() -> None:
+    from breedclf.serving._commands import package, serve
+
+    app.command(help="Serve a saved model over HTTP (SageMaker /ping + /invocations, web page).")(
+        serve
+    )
+    app.command(help="Package a saved model as model.tar.gz for SageMaker's PyTorch container.")(
+        package
+    )
+
+
+_register_serving_commands()
 
 
 def main() -> None:

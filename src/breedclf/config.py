@@ -318,12 +318,22 @@ def format_validation_error(exc: ValidationError, source: str | None = None) -> 
     where = f" in {source}" if source else ""
     lines = [f"invalid {exc.title}{where}:"]
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = ".".join(_user_path(err["loc"])) or "<root>"
         msg = err["msg"].removeprefix("Value error, ")
         value = err.get("input")
         shown = "" if isinstance(value, dict) or err["type"] == "missing" else f" (got {value!r})"
         lines.append(f"  {loc}: {msg}{shown}")
     return "\n".join(lines)
+
+
+# Discriminated unions put the member's tag into error paths ("optimizer.adamw.lr"); users
+# write "optimizer.lr", so the tag is dropped.
+_UNION_FIELDS = {"optimizer", "scheduler"}
+
+
+def _user_path(loc: tuple[int | str, ...]) -> list[str]:
+    parts = [str(p) for p in loc]
+    return [p for i, p in enumerate(parts) if not (i > 0 and parts[i - 1] in _UNION_FIELDS)]
 
 
 def validate_config(cls: type[C], data: Any, source: str | None = None) -> C:
@@ -384,7 +394,7 @@ def dump_config(config: BaseConfig, path: str | Path | None = None) -> str:
     return text
 
 
-def override(config: C, updates: dict[str, Any]) -> C:
+def override(config: C, updates: dict[str, Any], *, source: str | None = None) -> C:
     """A validated copy of ``config`` with ``updates`` merged in.
 
     Nested keys use dotted paths: ``override(cfg, {"optimizer.lr": 3e-4, "training.epochs": 5})``.
@@ -402,4 +412,4 @@ def override(config: C, updates: dict[str, Any]) -> C:
                 )
             node = child
         node[leaf] = value
-    return validate_config(type(config), data)
+    return validate_config(type(config), data, source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -221,8 +222,8 @@ def stratified_split(
 ) -> tuple[list[Sample], list[Sample], list[Sample]]:
     """Split samples per class with a seeded shuffle: train, valid, test.
 
-    Each class keeps at least one training image; ``round(n × fraction)`` images of a class go
-    to valid and to test.
+    Each class keeps at least one training image; ``n × fraction`` images of a class (rounded,
+    halves up) go to valid and to test.
     """
     by_class: dict[int, list[Sample]] = {}
     for sample in sorted(samples, key=lambda s: (s.target, str(s.path))):
@@ -235,8 +236,9 @@ def stratified_split(
         items = by_class[target]
         rng.shuffle(items)
         n = len(items)
-        n_valid = min(round(n * config.valid), max(n - 1, 0))
-        n_test = min(round(n * config.test), max(n - 1 - n_valid, 0))
+        # Round half up (Python's round() halves to even: 5 images x 10 % would give 0).
+        n_valid = min(math.floor(n * config.valid + 0.5), max(n - 1, 0))
+        n_test = min(math.floor(n * config.test + 0.5), max(n - 1 - n_valid, 0))
         valid += items[:n_valid]
         test += items[n_valid : n_valid + n_test]
         train += items[n_valid + n_test :]

