@@ -14,8 +14,9 @@ which goes first. Reported: p50/p95/p99 latency, throughput, errors, the mean fo
 size of breedclf's server, its resident memory before and after the load, and two ratios:
 
 * throughput of breedclf / naive at concurrency ≥ 8 (goal ≥ 2);
-* p50 latency of breedclf at concurrency 1 / the bare cost of one request in-process —
-  ``SavedModel.preprocess_image`` + ``predict_batch`` of one image — (goal ≤ 1.2).
+* p50 latency of breedclf at concurrency 1 / the bare cost of one request in-process — the
+  server's own decode + preprocess + channels-last forward of one image, without HTTP — (goal
+  ≤ 1.2).
 
 Without ``--model-dir`` the model is EfficientNet-Lite0 with its ImageNet weights and a new
 133-class head (the dogImages class count) at 224 px, built offline. The machine's load average
@@ -34,6 +35,7 @@ import json
 import os
 import platform
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -228,6 +230,16 @@ def _ping(url: str) -> bool:
 # ------------------------------------------------------------------------------ load
 
 
+class _NoDelayConnection(http.client.HTTPConnection):
+    """http.client sends headers and body in two writes; with Nagle's algorithm on, the body
+    then waits for the server's delayed ACK (~40 ms per request on a kept-alive connection).
+    Real clients (curl, urllib3, browsers) set TCP_NODELAY; so does this one."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 @dataclass
 class LoadResult:
     """Latencies and counts of one server at one concurrency."""
@@ -257,7 +269,7 @@ def run_load(
     stop_at: list[float] = []
 
     def client(worker: int) -> None:
-        connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=120)
+        connection = _NoDelayConnection(url.removeprefix("http://"), timeout=120)
         latencies, batch_sizes, errors = [], [], 0
         i = worker
         start_gate.wait()
@@ -301,17 +313,22 @@ def run_load(
 
 
 def measure_bare(model_dir: Path, photos: Sequence[bytes], repeats: int) -> float:
-    """Median ms of ``preprocess_image`` + ``predict_batch`` for one image, in-process."""
-    from breedclf.saved_model import load_model
+    """Median ms of decoding + preprocessing + one forward pass of one image, in-process.
 
-    saved = load_model(model_dir, device="cpu")
+    The same computation the server does for a lone request (``SavedModel.preprocess_image``,
+    then the channels-last forward of ``breedclf.serving``), without HTTP, queueing or threads.
+    """
+    from breedclf.saved_model import load_model
+    from breedclf.serving._handler import predict_batch, prepare_for_serving
+
+    saved = prepare_for_serving(load_model(model_dir, device="cpu"))
     for photo in photos:  # warm-up
-        saved.predict_batch(saved.preprocess_image(photo).unsqueeze(0))
+        predict_batch(saved, saved.preprocess_image(photo).unsqueeze(0), 5)
     times = []
     for _ in range(repeats):
         for photo in photos:
             t0 = time.perf_counter()
-            saved.predict_batch(saved.preprocess_image(photo).unsqueeze(0), top_k=5)
+            predict_batch(saved, saved.preprocess_image(photo).unsqueeze(0), 5)
             times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
 
@@ -325,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--levels", default="1,8,32", help="client concurrency levels")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per level/server")
     parser.add_argument("--bare-repeats", type=int, default=6, help="rounds over the photos")
-    parser.add_argument("--max-batch-size", type=int, default=16)
+    parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(

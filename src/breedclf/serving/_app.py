@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import torch
 from starlette.applications import Starlette
@@ -25,10 +24,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from breedclf.saved_model import SavedModel, load_model
+from breedclf.saved_model import Prediction, SavedModel, load_model
 from breedclf.serving._batching import MicroBatcher
 from breedclf.serving._config import ServingConfig
-from breedclf.serving._handler import preprocess_request_image
+from breedclf.serving._handler import (
+    predict_batch,
+    prepare_for_serving,
+    preprocess_request_image,
+)
 from breedclf.serving._protocol import (
     CUSTOM_ATTRIBUTES_HEADER,
     RequestError,
@@ -70,7 +73,9 @@ def create_app(model: SavedModel | str | Path, config: ServingConfig | None = No
         >>> app = create_app("runs/demo/model")  # doctest: +SKIP
         >>> uvicorn.run(app, host="127.0.0.1", port=8080)  # doctest: +SKIP
     """
-    saved = model if isinstance(model, SavedModel) else load_model(model, device="auto")
+    saved = prepare_for_serving(
+        model if isinstance(model, SavedModel) else load_model(model, device="auto")
+    )
     cfg = config or ServingConfig()
     state = _ServerState(saved, cfg)
 
@@ -132,9 +137,13 @@ class _ServerState:
         )
         await self.batcher.start()
         if self.config.warmup:
+            # One pass per batch size: oneDNN builds its kernels per input shape, so the first
+            # request of each size would otherwise be slow (and memory would grow under load).
             size = self.saved.preprocess.input_size
-            dummy = torch.zeros(1, 3, size, size)
-            await self.batcher.submit(dummy, 1)
+            largest = self.config.max_batch_size
+            sizes = range(1, largest + 1) if largest <= 16 else sorted({1, 2, 4, 8, 16, largest})
+            for n in sizes:
+                await self.batcher.submit(torch.zeros(n, 3, size, size), 1)
         logger.info(
             "serving %s (%d classes) on %s",
             self.saved.model.arch,
@@ -148,8 +157,8 @@ class _ServerState:
             self._decoder.shutdown(wait=True)
             self._decoder = None
 
-    def _predict(self, batch: torch.Tensor, top_k: int) -> list[list[Any]]:
-        return list(self.saved.predict_batch(batch, top_k=top_k))
+    def _predict(self, batch: torch.Tensor, top_k: int) -> list[list[Prediction]]:
+        return predict_batch(self.saved, batch, top_k)
 
     async def ping(self, request: Request) -> Response:
         return Response(status_code=200, headers=_SECURITY_HEADERS)

@@ -67,7 +67,7 @@ class MicroBatcher:
         self,
         predict: PredictBatch,
         *,
-        max_batch_size: int = 16,
+        max_batch_size: int = 8,
         max_wait_s: float = 0.005,
         max_queued: int = 256,
         torch_threads: int | None = None,

