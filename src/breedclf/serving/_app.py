@@ -142,8 +142,9 @@ class _ServerState:
             size = self.saved.preprocess.input_size
             largest = self.config.max_batch_size
             sizes = range(1, largest + 1) if largest <= 16 else sorted({1, 2, 4, 8, 16, largest})
+            blank = torch.zeros(1, 3, size, size)
             for n in sizes:
-                await self.batcher.submit(torch.zeros(n, 3, size, size), 1)
+                await self.batcher.submit(blank.expand(n, -1, -1, -1), 1)
         logger.info(
             "serving %s (%d classes) on %s",
             self.saved.model.arch,

@@ -107,6 +107,15 @@ class MicroBatcher:
             self._executor.shutdown(wait=True)
             self._executor = None
 
+    def _run_batch(self, parts: list[torch.Tensor], top_k: int) -> list[list[Prediction]]:
+        """In the forward thread: join the requests' images and predict.
+
+        The join happens here rather than in the event loop so that the loop does no tensor
+        work and all multi-threaded torch operations run in one thread (one OpenMP team).
+        """
+        batch = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return self._predict(batch, top_k)
+
     def _init_thread(self) -> None:
         if self.torch_threads is not None:
             torch.set_num_threads(self.torch_threads)
@@ -159,22 +168,23 @@ class MicroBatcher:
             live = [item for item in items if not item.future.done()]
             if not live:
                 continue
-            batch = live[0].images if len(live) == 1 else torch.cat([i.images for i in live])
+            parts = [item.images for item in live]
             top_k = max(item.top_k for item in live)
             try:
-                results = await loop.run_in_executor(self._executor, self._predict, batch, top_k)
+                results = await loop.run_in_executor(self._executor, self._run_batch, parts, top_k)
             except Exception as exc:  # delivered to every waiting request
                 for item in live:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
-            self._record(len(batch))
+            size = len(results)
+            self._record(size)
             start = 0
             for item in live:
                 n = len(item.images)
                 if not item.future.done():
                     rows = [row[: item.top_k] for row in results[start : start + n]]
-                    item.future.set_result(BatchResult(rows, len(batch)))
+                    item.future.set_result(BatchResult(rows, size))
                 start += n
 
     async def _collect(self) -> list[_Item]:
