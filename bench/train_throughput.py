@@ -7,7 +7,7 @@ baseline is the loop dog-breed course scripts use: ``torchvision.datasets.ImageF
 NCHW tensors, and ``zero_grad / forward / loss / backward / step / loss.item()`` per batch.
 
 The breedclf side uses only the public API: ``ImageDataset`` (JPEG draft decoding),
-``create_dataloader`` (``resolve_num_workers("auto")`` workers, prefetch, persistent workers),
+``create_dataloader`` (``resolve_num_workers("auto")`` workers: none on a small CPU machine),
 ``create_transform`` and ``Trainer.fit`` (channels_last).
 
 Each side gets one unmeasured warm-up pass (which also starts breedclf's persistent workers),
@@ -220,7 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_disk = max(args.images, n_images)
     per_class = -(-on_disk // args.classes)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = resolve_num_workers("auto")
+    workers = resolve_num_workers(
+        "auto", device_type="cuda" if torch.cuda.is_available() else "cpu"
+    )
 
     print(f"python {platform.python_version()}  torch {torch.__version__}  ", end="")
     print(f"PIL {PIL.__version__}  {platform.machine()}")
@@ -321,8 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("  memory format        NCHW -> channels_last")
     print(f"  JPEG decode          full size -> draft decode, min side {draft}px ", end="")
     print("(PIL only shrinks by 1/2, 1/4, 1/8 while both sides stay >= that)")
-    print(f"  data loading         main process -> {workers} worker(s), prefetch_factor 4")
-    print("  workers              - -> persistent across epochs (start cost paid once)")
+    if workers:
+        print(f"  data loading         main process -> {workers} worker(s), prefetch_factor 4")
+        print("  workers              - -> persistent across epochs (start cost paid once)")
+    else:
+        print(
+            "  data loading         main process (auto: no worker competing with compute threads)"
+        )
     print("  transforms           torchvision v1 (scale 0.08-1) -> v2 (scale 0.25-1)")
     print("  per step extras      - -> running metrics, LR schedule, per-sample seeded RNG")
     print()

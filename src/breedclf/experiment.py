@@ -179,7 +179,9 @@ class Experiment:
             batch_size=self.config.training.batch_size,
             shuffle=is_train,
             seed=self.config.training.seed,
-            num_workers=resolve_num_workers(self.config.data.num_workers),
+            num_workers=resolve_num_workers(
+                self.config.data.num_workers, device_type=self.trainer.device.type
+            ),
             pin_memory=self.trainer.device.type == "cuda",
         )
 
