@@ -24,14 +24,25 @@ __all__ = ["create_optimizer", "create_scheduler"]
 
 
 def create_optimizer(model: ImageClassifier, config: OptimizerConfig) -> torch.optim.Optimizer:
-    """AdamW or SGD over the model's trainable parameter groups (head lr vs backbone lr)."""
+    """AdamW or SGD over the model's trainable parameter groups (head lr vs backbone lr).
+
+    AdamW uses PyTorch's fused kernel on CPU and CUDA (one kernel for all parameters instead of
+    a Python loop over ~200 tensors: 9.7 → 3.7 ms per step for Lite0 on 2 CPU cores).
+    """
     groups = model.parameter_groups(
         lr=config.lr, backbone_lr=config.backbone_lr, weight_decay=config.weight_decay
     )
     if not groups:
         raise ValueError("no trainable parameters: the freeze policy froze the whole model")
     if isinstance(config, AdamWConfig):
-        return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+        device = next(p for g in groups for p in g["params"]).device
+        return torch.optim.AdamW(
+            groups,
+            lr=config.lr,
+            betas=config.betas,
+            eps=config.eps,
+            fused=device.type in {"cpu", "cuda"},
+        )
     assert isinstance(config, SGDConfig)
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
 
