@@ -331,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  data loading         main process (auto: no worker competing with compute threads)"
         )
     print("  transforms           torchvision v1 (scale 0.08-1) -> v2 (scale 0.25-1)")
+    print("  optimizer            AdamW (per-tensor loop) -> AdamW fused kernel")
     print("  per step extras      - -> running metrics, LR schedule, per-sample seeded RNG")
     print()
     print("breakdown (main process, per image):")
