@@ -43,3 +43,14 @@ def test_classification_metrics_by_hand() -> None:
     assert out["confusion"][0][0] == 1
     assert out["confusion"][0][5] == 1
     assert out["confusion"][2][1] == 1
+
+
+def test_model_selection_breaks_accuracy_ties_by_loss() -> None:
+    from breedclf.training.callbacks._monitor import selection_key
+
+    confident = selection_key({"acc": 1.0, "loss": 0.06}, "valid_acc")
+    unsure = selection_key({"acc": 1.0, "loss": 0.13}, "valid_acc")
+    worse = selection_key({"acc": 0.98, "loss": 0.01}, "valid_acc")
+    assert confident > unsure > worse
+    by_loss = selection_key({"acc": 0.5, "loss": 0.2}, "valid_loss")
+    assert by_loss > selection_key({"acc": 0.9, "loss": 0.3}, "valid_loss")

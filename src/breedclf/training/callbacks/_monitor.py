@@ -13,6 +13,17 @@ def monitored_value(metrics: dict[str, Any], monitor: Monitor) -> float:
     return float(metrics.get("acc" if monitor == "valid_acc" else "loss", math.nan))
 
 
+def selection_key(metrics: dict[str, Any], monitor: Monitor) -> tuple[float, float]:
+    """Higher is better: the monitored metric first, the other one to break ties.
+
+    Accuracy on a small validation split ties often (several epochs at 1.0); the lower loss then
+    picks the more confident model.
+    """
+    acc = float(metrics.get("acc", math.nan))
+    loss = float(metrics.get("loss", math.nan))
+    return (acc, -loss) if monitor == "valid_acc" else (-loss, acc)
+
+
 def improved(value: float, best: float | None, monitor: Monitor, min_delta: float = 0.0) -> bool:
     """Whether ``value`` beats ``best`` by more than ``min_delta`` (NaN never improves)."""
     if math.isnan(value):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from breedclf._io import atomic_path
-from breedclf.training.callbacks._monitor import Monitor, improved, monitored_value
+from breedclf.training.callbacks._monitor import Monitor, selection_key
 from breedclf.training.callbacks.callback import Callback, EpochResult
 
 if TYPE_CHECKING:
@@ -23,7 +24,8 @@ class Checkpointer(Callback):
 
     Args:
         directory: Where the files go.
-        monitor: ``valid_acc`` (higher is better) or ``valid_loss`` (lower is better). Without a
+        monitor: ``valid_acc`` (higher is better; ties go to the lower validation loss) or
+            ``valid_loss`` (lower is better; ties go to the higher accuracy). Without a
             validation split, the last epoch counts as best.
     """
 
@@ -34,7 +36,7 @@ class Checkpointer(Callback):
     def __init__(self, directory: str | Path, *, monitor: Monitor = "valid_acc") -> None:
         self.directory = Path(directory)
         self.monitor: Monitor = monitor
-        self.best_value: float | None = None
+        self.best_key: tuple[float, float] | None = None
         self.best_epoch: int = 0
 
     @property
@@ -51,10 +53,14 @@ class Checkpointer(Callback):
         """Save best weights (if improved), then the resumable checkpoint."""
         from safetensors.torch import save_file
 
-        value = monitored_value(result.valid, self.monitor) if result.valid else None
-        if value is None or improved(value, self.best_value, self.monitor) or not self.best_epoch:
-            if value is not None and improved(value, self.best_value, self.monitor):
-                self.best_value = value
+        if result.valid:
+            key = selection_key(result.valid, self.monitor)
+            better = not math.isnan(key[0]) and (self.best_key is None or key > self.best_key)
+        else:  # no validation split: the latest epoch is the model
+            key, better = None, True
+        if better or not self.best_epoch:
+            if better:
+                self.best_key = key
             self.best_epoch = result.epoch
             state = {
                 k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()
@@ -63,11 +69,22 @@ class Checkpointer(Callback):
                 save_file(state, str(tmp))
         trainer.save_checkpoint(self.last_path)
 
+    @property
+    def best_value(self) -> float | None:
+        """The monitored metric of the best epoch (``None`` before any validation)."""
+        if self.best_key is None:
+            return None
+        return self.best_key[0] if self.monitor == "valid_acc" else -self.best_key[0]
+
     def state_dict(self) -> dict[str, Any]:
-        """Best value and epoch."""
-        return {"best_value": self.best_value, "best_epoch": self.best_epoch}
+        """Best selection key and epoch."""
+        return {
+            "best_key": list(self.best_key) if self.best_key else None,
+            "best_epoch": self.best_epoch,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore best value and epoch."""
-        self.best_value = state["best_value"]
+        """Restore best selection key and epoch."""
+        key = state["best_key"]
+        self.best_key = (float(key[0]), float(key[1])) if key else None
         self.best_epoch = int(state["best_epoch"])
