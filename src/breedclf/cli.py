@@ -197,6 +197,9 @@ def demo(
     progress: Annotated[
         bool | None, typer.Option(help="Progress bars (default: on a TTY).")
     ] = None,
+    compare: Annotated[
+        bool, typer.Option(help="Also train the same recipe from random weights, for contrast.")
+    ] = True,
 ) -> None:
     """Fine-tune pretrained EfficientNet-Lite0 on real photographs (offline) and show results."""
     from breedclf.demo import run_demo
@@ -206,7 +209,7 @@ def demo(
         "breedclf demo: fine-tuning EfficientNet-Lite0 (ImageNet weights, offline) on "
         "scikit-image's brick/grass/gravel photographs, 96 px, CPU/GPU auto"
     )
-    result = run_demo(output, epochs=epochs, progress=progress)
+    result = run_demo(output, epochs=epochs, progress=progress, compare_random_init=compare)
     run = result.run
     typer.echo("")
     typer.echo(
@@ -217,6 +220,11 @@ def demo(
         typer.echo(
             f"held-out test accuracy: {run.test['acc']:.3f} ({run.test['count']} images, "
             "never used for training or model selection)"
+        )
+    if result.random_init is not None and result.random_init.test is not None:
+        typer.echo(
+            f"same recipe from random weights: test accuracy {result.random_init.test['acc']:.3f}"
+            " (what the ImageNet weights are worth here)"
         )
     typer.echo("\npredictions of the saved model on held-out test images:")
     for path, truth, preds in result.samples:
@@ -234,6 +242,8 @@ def demo(
     typer.echo(f"  metrics log:           {out / 'metrics.jsonl'}")
     typer.echo(f"  test report:           {out / 'eval-test.json'}")
     typer.echo(f"  checkpoints:           {out / 'checkpoints'}")
+    if result.random_init is not None:
+        typer.echo(f"  random-init contrast:  {out / 'random-init'}")
     typer.echo(f"\ntry: breedclf predict {run.model_dir} {result.samples[0][0]}")
 
 

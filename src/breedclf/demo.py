@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from breedclf.config import ExperimentConfig, validate_config
+from breedclf.config import ExperimentConfig, override, validate_config
 from breedclf.experiment import Experiment, RunResult, run
 from breedclf.saved_model import Prediction, load_model
 
@@ -20,6 +20,8 @@ class DemoResult:
     run: RunResult
     seconds: float
     samples: list[tuple[Path, str, list[Prediction]]]
+    random_init: RunResult | None = None
+    """The same recipe from random weights, when asked for: what pretraining is worth."""
 
 
 def demo_config(output_dir: str | Path = "runs/demo", *, epochs: int = 4) -> ExperimentConfig:
@@ -45,8 +47,13 @@ def run_demo(
     epochs: int = 4,
     show: int = 6,
     progress: bool | None = None,
+    compare_random_init: bool = False,
 ) -> DemoResult:
-    """Train, validate, test once, save, reload and predict ``show`` held-out test images."""
+    """Train, validate, test once, save, reload and predict ``show`` held-out test images.
+
+    With ``compare_random_init``, the same recipe is also trained from random weights (into
+    ``output_dir/random-init``) so the value of the ImageNet weights is measured, not claimed.
+    """
     started = time.perf_counter()
     experiment = Experiment(demo_config(output_dir, epochs=epochs), progress=progress)
     result = run(experiment)
@@ -63,4 +70,11 @@ def run_demo(
     samples = [
         (s.path, classes[s.target], preds) for s, preds in zip(picked, predictions, strict=True)
     ]
-    return DemoResult(run=result, seconds=seconds, samples=samples)
+    baseline = None
+    if compare_random_init:
+        config = override(
+            experiment.config,
+            {"output_dir": str(Path(output_dir) / "random-init"), "model.weights": None},
+        )
+        baseline = run(Experiment(config, progress=progress))
+    return DemoResult(run=result, seconds=seconds, samples=samples, random_init=baseline)
