@@ -7,8 +7,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["atomic_path"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["atomic_path", "save_weights"]
 
 
 @contextmanager
@@ -30,3 +34,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def save_weights(
+    model: nn.Module, path: str | Path, *, metadata: dict[str, str] | None = None
+) -> None:
+    """Write ``model``'s state dict (on CPU) to a safetensors file, atomically."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)

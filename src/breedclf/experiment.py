@@ -262,7 +262,7 @@ class Experiment:
         metrics = self.trainer.evaluate(self.dataloader(split, train=False), full=True)
         metrics["classes"] = self.splits.classes
         logger: MetricsLogger = self._callback(MetricsLogger)
-        logger.log_evaluation(split, {k: metrics[k] for k in ("loss", "acc", "top5", "count")})
+        logger.log_evaluation(split, _headline(metrics))
         with atomic_path(self.output_dir / f"eval-{split}.json") as tmp:
             tmp.write_text(json.dumps(metrics, indent=1), encoding="utf-8")
         return metrics

@@ -23,7 +23,7 @@ from typing import Any, TypedDict, overload
 
 import torch
 
-from breedclf._io import atomic_path
+from breedclf._io import atomic_path, save_weights
 from breedclf.config import ExperimentConfig, dump_config
 from breedclf.data._images import DEFAULT_MAX_PIXELS, ImageSource, load_image
 from breedclf.errors import CheckpointError, ImageDecodeError
@@ -98,15 +98,12 @@ def save_model(
     Raises:
         CheckpointError: The class list does not match the model's head.
     """
-    from safetensors.torch import save_file
-
     if len(classes) != model.num_classes:
         raise CheckpointError(
             f"{len(classes)} class names given for a model with {model.num_classes} outputs"
         )
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "arch": model.arch,
@@ -118,8 +115,7 @@ def save_model(
         "versions": library_versions(),
         "experiment": config.name if config else None,
     }
-    with atomic_path(out / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "arch": model.arch})
+    save_weights(model, out / WEIGHTS_FILE, metadata={"format": "pt", "arch": model.arch})
     with atomic_path(out / METADATA_FILE) as tmp:
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     if config is not None:

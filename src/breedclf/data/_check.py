@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,18 +75,15 @@ def check_images(
             else:
                 report.other_files.append(path)
     n_workers = workers or os.cpu_count() or 1
-    if n_workers > 1 and len(images) > 64:
-        with ProcessPoolExecutor(n_workers) as pool:
+    outcomes: list[str | None] = []
+    with ExitStack() as stack:
+        if n_workers > 1 and len(images) > 64:
+            pool = stack.enter_context(ProcessPoolExecutor(n_workers))
             results = pool.map(_decode, map(str, images), chunksize=32)
-            outcomes = []
-            for i, result in enumerate(results, 1):
-                outcomes.append(result)
-                if progress:
-                    progress(i, len(images))
-    else:
-        outcomes = []
-        for i, path in enumerate(images, 1):
-            outcomes.append(_decode(str(path)))
+        else:
+            results = map(_decode, map(str, images))
+        for i, result in enumerate(results, 1):
+            outcomes.append(result)
             if progress:
                 progress(i, len(images))
     report.checked = len(images)

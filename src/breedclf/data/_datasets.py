@@ -178,6 +178,14 @@ class ImageFolderDataset:
 _DOG_FOLDER = re.compile(r"^(\d{3})\.(.+)$")
 
 
+def _dog_folder(folder: str) -> tuple[int, str]:
+    """``"012.Australian_shepherd"`` → ``(12, "Australian_shepherd")``, or a DatasetError."""
+    match = _DOG_FOLDER.match(folder)
+    if not match:
+        raise DatasetError(f"dogImages class folder {folder!r} is not named NNN.Breed_Name")
+    return int(match.group(1)), match.group(2)
+
+
 @register_dataset("dogimages")
 class DogImagesDataset(ImageFolderDataset):
     """Udacity's dogImages: ``{train,valid,test}/NNN.Breed_Name/*.jpg``.
@@ -191,19 +199,13 @@ class DogImagesDataset(ImageFolderDataset):
 
     def parse_class_name(self, folder: str) -> str:
         """``"012.Australian_shepherd"`` → ``"Australian shepherd"``."""
-        match = _DOG_FOLDER.match(folder)
-        if not match:
-            raise DatasetError(f"dogImages class folder {folder!r} is not named NNN.Breed_Name")
-        return match.group(2).replace("_", " ")
+        return _dog_folder(folder)[1].replace("_", " ")
 
     def class_order(self, folders: list[str]) -> list[str]:
         """Order by the folder's number NNN, which must run 1..K without gaps."""
         numbered: dict[int, str] = {}
         for folder in folders:
-            match = _DOG_FOLDER.match(folder)
-            if not match:
-                raise DatasetError(f"dogImages class folder {folder!r} is not named NNN.Breed_Name")
-            number = int(match.group(1))
+            number = _dog_folder(folder)[0]
             if number in numbered:
                 raise DatasetError(f"two class folders share number {number}: {folder!r}")
             numbered[number] = folder

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from breedclf._io import atomic_path
+from breedclf._io import save_weights
 from breedclf.training.callbacks._monitor import Monitor, selection_key
 from breedclf.training.callbacks.callback import Callback, EpochResult
 
@@ -51,8 +51,6 @@ class Checkpointer(Callback):
 
     def on_epoch_end(self, trainer: Trainer, result: EpochResult) -> None:
         """Save best weights (if improved), then the resumable checkpoint."""
-        from safetensors.torch import save_file
-
         if result.valid:
             key = selection_key(result.valid, self.monitor)
             better = not math.isnan(key[0]) and (self.best_key is None or key > self.best_key)
@@ -62,11 +60,7 @@ class Checkpointer(Callback):
             if better:
                 self.best_key = key
             self.best_epoch = result.epoch
-            state = {
-                k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()
-            }
-            with atomic_path(self.best_path) as tmp:
-                save_file(state, str(tmp))
+            save_weights(trainer.model, self.best_path)
         trainer.save_checkpoint(self.last_path)
 
     @property
