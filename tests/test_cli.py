@@ -75,3 +75,15 @@ def test_models_command_lists_with_wildcard() -> None:
     result = runner.invoke(app, ["models", "resnet*"])
     assert result.exit_code == 0
     assert result.output.split() == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
+
+
+def test_config_command_never_overwrites_an_edited_file(tmp_path: Path) -> None:
+    out = tmp_path / "exp.yaml"
+    out.write_text("training:\n  epochs: 3\n")
+    result = runner.invoke(app, ["config", "-o", str(out)])
+    assert result.exit_code == 2
+    assert "--force" in result.output
+    assert out.read_text() == "training:\n  epochs: 3\n"
+    forced = runner.invoke(app, ["config", "-o", str(out), "--force"])
+    assert forced.exit_code == 0
+    assert load_config(out).training.epochs == 10

@@ -108,3 +108,87 @@ def test_load_config_file_errors(tmp_path: Path) -> None:
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigurationError, match="must contain a YAML mapping"):
         load_config(bad)
+
+
+# ------------------------------------------------------- union switches and flattening (item 13)
+
+
+def test_override_switches_a_union_member_in_any_order() -> None:
+    base = ExperimentConfig()
+    for updates in (
+        {"optimizer.name": "sgd", "optimizer.momentum": 0.8},
+        {"optimizer.momentum": 0.8, "optimizer.name": "sgd"},
+    ):
+        cfg = override(base, updates)
+        assert isinstance(cfg.optimizer, SGDConfig)
+        assert cfg.optimizer.momentum == 0.8
+        # AdamW's default weight decay is not carried over: SGD's own default applies.
+        assert cfg.optimizer.weight_decay == SGDConfig().weight_decay
+
+
+def test_switching_keeps_shared_values_the_user_chose_and_drops_foreign_keys() -> None:
+    tuned = override(ExperimentConfig(), {"optimizer.lr": 3e-4, "optimizer.betas": [0.8, 0.9]})
+    sgd = override(tuned, {"optimizer.name": "sgd"})
+    assert isinstance(sgd.optimizer, SGDConfig)
+    assert sgd.optimizer.lr == 3e-4  # shared and chosen: kept
+    assert "betas" not in sgd.optimizer.model_dump()  # AdamW-only: dropped
+    onecycle = override(
+        override(ExperimentConfig(), {"scheduler.warmup_epochs": 1}),
+        {"scheduler.name": "onecycle", "scheduler.pct_start": 0.2},
+    )
+    assert onecycle.scheduler.name == "onecycle"
+    assert onecycle.scheduler.model_dump() == {
+        "name": "onecycle",
+        "pct_start": 0.2,
+        "div_factor": 25.0,
+        "final_div_factor": 1e4,
+    }
+    with pytest.raises(ConfigurationError, match="'sgdd'"):
+        override(ExperimentConfig(), {"optimizer.name": "sgdd"})
+    with pytest.raises(ConfigurationError, match="unknown key 'betas' in SGDConfig"):
+        override(ExperimentConfig(), {"optimizer.name": "sgd", "optimizer.betas": [0.9, 0.9]})
+
+
+def test_setting_a_key_of_a_null_section_creates_it() -> None:
+    cfg = override(ExperimentConfig(), {"training.early_stopping.patience": 2})
+    assert cfg.training.early_stopping is not None
+    assert cfg.training.early_stopping.patience == 2
+    assert cfg.training.early_stopping.min_delta == 0.0
+
+
+def test_flatten_round_trips_through_override() -> None:
+    from breedclf.config import flatten_config
+
+    base = ExperimentConfig()
+    cfg = override(
+        base,
+        {
+            "name": "null",  # a string that YAML would read as None: quoted
+            "data.root": "/data/dogImages",
+            "data.augment.scale": [0.5, 1.0],
+            "model.name": "resnet50",
+            "optimizer.name": "sgd",
+            "optimizer.weight_decay": 0.01,  # equals AdamW's default, differs from SGD's
+            "optimizer.lr": 1e-5,
+            "scheduler.name": "onecycle",
+            "training.early_stopping.patience": 4,
+            "training.grad_clip_norm": 1.0,
+        },
+    )
+    full = flatten_config(cfg)
+    assert all(isinstance(v, str) for v in full.values())
+    assert full["name"] == "'null'"
+    assert override(base, full, parse_strings=True) == cfg
+    delta = flatten_config(cfg, base=base)
+    assert len(delta) < len(full)
+    assert "training.epochs" not in delta
+    assert override(base, delta, parse_strings=True) == cfg
+    assert flatten_config(base, base=base) == {}
+
+
+def test_seed_must_be_in_the_range_every_rng_accepts() -> None:
+    with pytest.raises(ConfigurationError, match=r"training\.seed"):
+        validate_config(ExperimentConfig, {"training": {"seed": -1}})
+    with pytest.raises(ConfigurationError, match=r"training\.seed"):
+        validate_config(ExperimentConfig, {"training": {"seed": 2**64}})
+    assert validate_config(ExperimentConfig, {"training": {"seed": 2**32 - 1}})

@@ -44,6 +44,42 @@ def test_python_blocks_run(page: str, tmp_path: Path) -> None:
         exec(compile(body, f"{page}[python {i}]", "exec"), namespace)
 
 
+def _readme_python() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [body for lang, body in FENCE.findall(text) if lang == "python"]
+
+
+@pytest.mark.slow
+def test_readme_python_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (code,) = _readme_python()
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md[python]", "exec"), {})
+    assert (tmp_path / "runs" / "quick" / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_getting_started_python_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, textures_root: Path
+) -> None:
+    """The page's blocks run in order in one namespace, given the files it names."""
+    from breedclf.config import dump_config, override
+    from breedclf.demo import demo_config
+
+    monkeypatch.chdir(tmp_path)
+    config = override(
+        demo_config("runs/experiment"),
+        {"data.root": str(textures_root), "data.image_size": 32, "model.weights": None},
+    )
+    dump_config(config, "exp.yaml")
+    Image.open(next((textures_root / "test").rglob("*.png"))).save("img.jpg")
+    namespace: dict[str, object] = {}
+    code = blocks("getting-started.md", "python")
+    assert len(code) >= 2
+    for i, body in enumerate(code):
+        exec(compile(body, f"getting-started.md[python {i}]", "exec"), namespace)
+    assert (tmp_path / "runs" / "experiment" / "model" / "breedclf.json").is_file()
+
+
 def test_every_page_exists_and_has_yaml() -> None:
     names = {p.name for p in DOCS.glob("*.md")}
     assert {"getting-started.md", "configuration.md", "datasets.md", "dogimages.md"} <= names

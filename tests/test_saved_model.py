@@ -57,7 +57,16 @@ def test_saved_files_are_pickle_free_and_self_describing(tmp_path: Path) -> None
     assert meta["classes"] == ["a", "b", "c"]
     assert meta["preprocess"]["input_size"] == 96
     assert {"torch", "torchvision", "breedclf"} <= set(meta["versions"])
-    assert (tmp_path / "model.safetensors").read_bytes()[:2] != b"\x80\x02"  # not a pickle
+    # safetensors: an 8-byte little-endian header length, then a JSON header, then raw tensor
+    # bytes. A torch.save file would be a zip (b"PK") holding a pickle; neither is possible here.
+    raw = (tmp_path / "model.safetensors").read_bytes()
+    header_len = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + header_len])
+    assert header["__metadata__"] == {"format": "pt", "arch": "efficientnet_lite0"}
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    assert tensors and all({"dtype", "shape", "data_offsets"} <= set(v) for v in tensors.values())
+    assert 8 + header_len + max(v["data_offsets"][1] for v in tensors.values()) == len(raw)
+    assert b"PK\x03\x04" not in raw[:16] and b"\x80\x02" not in raw[:16]
 
 
 def test_load_errors_are_clear(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""breedclf: fine-tune, debug, tune and serve pretrained image classifiers.
+"""breedclf: fine-tune, evaluate, serve and package pretrained image classifiers.
 
 Example:
     >>> import breedclf

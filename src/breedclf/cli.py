@@ -38,15 +38,35 @@ def _setup_logging(verbose: bool = False) -> None:
 
 
 def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    import yaml
+    from breedclf.config import parse_value
 
     updates: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise typer.BadParameter(f"--set takes KEY=VALUE, got {item!r}")
-        updates[key.strip()] = yaml.safe_load(raw)
+        updates[key.strip()] = parse_value(raw)
     return updates
+
+
+def _import_modules(modules: list[str] | None) -> None:
+    """Import user modules that register datasets, models or callbacks."""
+    import importlib
+
+    for name in modules or []:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise typer.BadParameter(f"--import {name}: {exc}") from None
+
+
+ImportOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--import",
+        help="Import a module first (one that registers your datasets, models or callbacks).",
+    ),
+]
 
 
 @app.command()
@@ -55,23 +75,56 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")
     ] = False,
+    auto_resume: Annotated[
+        bool,
+        typer.Option(
+            "--auto-resume",
+            help="Continue if a checkpoint exists, else start (for restartable containers).",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace a previous run in the output directory."),
+    ] = False,
+    allow_config_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-config-change",
+            help="With --resume: accept deliberate config changes (e.g. more epochs).",
+        ),
+    ] = False,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a config value: --set optimizer.lr=3e-4"),
     ] = None,
+    imports: ImportOption = None,
     progress: Annotated[
         bool | None, typer.Option(help="Progress bars (default: on a TTY).")
     ] = None,
 ) -> None:
-    """Train an experiment, select the best epoch on validation, and save the model."""
+    """Train an experiment, select the best epoch on validation, and save the model.
+
+    A directory that already holds a run is never overwritten silently: continue it with
+    --resume, or replace it with --overwrite.
+    """
     from breedclf.config import load_config, override
     from breedclf.experiment import Experiment, run
 
+    if resume and auto_resume:
+        raise typer.BadParameter("give --resume or --auto-resume, not both")
+    if overwrite and (resume or auto_resume):
+        raise typer.BadParameter("--overwrite starts over; it cannot be combined with resuming")
     _setup_logging()
+    _import_modules(imports)
     cfg = load_config(config)
     if set_:
         cfg = override(cfg, _parse_overrides(set_), source=f"{config} (with --set overrides)")
-    result = run(Experiment(cfg, progress=progress), resume=resume)
+    result = run(
+        Experiment(cfg, progress=progress),
+        resume="auto" if auto_resume else resume,
+        overwrite=overwrite,
+        allow_config_change=allow_config_change,
+    )
     typer.echo(f"best epoch: {result.best_epoch}")
     typer.echo(f"valid accuracy: {result.valid.get('acc', float('nan')):.4f}")
     if result.test is not None:
@@ -83,11 +136,13 @@ def train(
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
     split: Annotated[str, typer.Option(help="train, valid or test.")] = "test",
+    imports: ImportOption = None,
 ) -> None:
-    """Evaluate a saved model on a split of the dataset it was trained on."""
+    """Evaluate a saved model on a split of the dataset it was trained on (its splits.json)."""
     from breedclf.experiment import Experiment
 
     _setup_logging()
+    _import_modules(imports)
     experiment = Experiment.from_saved(model_dir, progress=False)
     metrics = experiment.evaluate(split)
     typer.echo(
@@ -177,10 +232,17 @@ def models_(
 @app.command("config")
 def config_(
     output: Annotated[Path | None, typer.Option("-o", help="Write to a file.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Print (or write) a complete default experiment config to start from."""
     from breedclf.config import ExperimentConfig, dump_config
 
+    if output is not None and output.exists() and not force:
+        typer.echo(
+            f"error: {output} exists; pass --force to replace it, or choose another file",
+            err=True,
+        )
+        raise typer.Exit(2)
     text = dump_config(ExperimentConfig(), output)
     if output is None:
         typer.echo(text, nl=False)

@@ -14,8 +14,9 @@ Derive a variant with :func:`override`, which validates (``model_copy(update=...
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, overload
+from typing import Annotated, Any, Literal, TypeVar, get_args, overload
 
 import yaml
 from pydantic import (
@@ -36,6 +37,7 @@ __all__ = [
     "AdamWConfig",
     "AugmentConfig",
     "BaseConfig",
+    "CallbackSpec",
     "ConstantSchedulerConfig",
     "CosineSchedulerConfig",
     "DataConfig",
@@ -50,10 +52,13 @@ __all__ = [
     "SplitConfig",
     "StepSchedulerConfig",
     "TrainingConfig",
+    "config_to_dict",
     "dump_config",
+    "flatten_config",
     "format_validation_error",
     "load_config",
     "override",
+    "parse_value",
     "validate_config",
 ]
 
@@ -269,13 +274,17 @@ class TrainingConfig(BaseConfig):
     Attributes:
         epochs: Number of passes over the training split.
         batch_size: Images per optimizer step.
-        amp: Mixed precision on CUDA: ``auto`` uses bf16 where supported, else fp16; ignored on CPU.
+        amp: Mixed precision. ``auto``: bf16 on CUDA GPUs with bf16 hardware (compute
+            capability ≥ 8.0: A100, L4, H100, ...), fp16 with loss scaling on older GPUs (T4,
+            V100), off on CPU and MPS. ``bf16`` also runs on CPU (CPU autocast); ``fp16`` needs
+            CUDA and is refused elsewhere; ``off`` trains in float32.
         channels_last: Memory format; ``auto`` uses channels_last (faster on CUDA and oneDNN CPUs).
         grad_clip_norm: Clip the global gradient norm to this value; ``None`` disables.
         label_smoothing: Cross-entropy label smoothing.
         monitor: Validation metric used for model selection and early stopping.
         early_stopping: ``None`` disables early stopping.
-        seed: Seeds weights of the new head, shuffling, augmentation and dropout.
+        seed: Seeds weights of the new head, shuffling, augmentation and dropout; ``0`` to
+            ``2**32 - 1`` (the range torch, numpy and ``random`` all accept).
         device: ``auto`` picks CUDA when present, else CPU.
         evaluate_test: Evaluate the test split once, after training, with the selected model.
     """
@@ -288,9 +297,21 @@ class TrainingConfig(BaseConfig):
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     monitor: Literal["valid_acc", "valid_loss"] = "valid_acc"
     early_stopping: EarlyStoppingConfig | None = None
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     device: str = "auto"
     evaluate_test: bool = False
+
+
+class CallbackSpec(BaseConfig):
+    """A registered callback to add to the run, by name, with its keyword arguments.
+
+    ``name`` is looked up in the callback registry (:func:`breedclf.training.list_callbacks`;
+    add yours with ``@register_callback``) when the experiment is built; an unknown name or
+    argument is an error naming the closest valid one.
+    """
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class ExperimentConfig(BaseConfig):
@@ -298,16 +319,24 @@ class ExperimentConfig(BaseConfig):
 
     Attributes:
         name: Run name, used in logs and saved-model metadata.
-        output_dir: Where checkpoints, metrics and the saved model go.
+        output_dir: Where the run writes: metrics log, config, split manifest, evaluations.
+        checkpoint_dir: Resumable checkpoints (default ``output_dir/checkpoints``); a SageMaker
+            job points it at ``/opt/ml/checkpoints`` so spot interruptions resume.
+        model_dir: Where the trained model is saved (default ``output_dir/model``; in a
+            SageMaker job, ``SM_MODEL_DIR``).
+        callbacks: Extra registered callbacks, built in the given order.
     """
 
     name: str = "experiment"
     output_dir: Path = Path("runs/experiment")
+    checkpoint_dir: Path | None = None
+    model_dir: Path | None = None
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = AdamWConfig()
     scheduler: SchedulerConfig = CosineSchedulerConfig()
     training: TrainingConfig = TrainingConfig()
+    callbacks: list[CallbackSpec] = Field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -394,22 +423,188 @@ def dump_config(config: BaseConfig, path: str | Path | None = None) -> str:
     return text
 
 
-def override(config: C, updates: dict[str, Any], *, source: str | None = None) -> C:
+def parse_value(text: str) -> Any:
+    """Read one override value the way ``--set key=value`` does: as a YAML scalar or flow value.
+
+    ``"3e-4"`` → ``3e-4``, ``"null"`` → ``None``, ``"[0.5, 1.0]"`` → a list, ``"sgd"`` → ``"sgd"``.
+    """
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _format_value(value: Any) -> str:
+    """The inverse of :func:`parse_value`: a string that reads back to ``value``."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=2**31 - 1)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def flatten_config(config: BaseConfig, *, base: BaseConfig | None = None) -> dict[str, str]:
+    """Dotted ``key: value`` strings of ``config``, read back by :func:`override`.
+
+    This is what a SageMaker job receives as hyperparameters (string values only) and what
+    ``--set key=value`` takes. With ``base``, only the values that differ from it are listed
+    (SageMaker allows at most 100 hyperparameters), so that
+    ``override(base, flatten_config(config, base=base), parse_strings=True) == config``.
+
+    Example:
+        >>> from breedclf.config import ExperimentConfig, flatten_config, override
+        >>> cfg = override(ExperimentConfig(), {"optimizer.name": "sgd", "optimizer.lr": 0.05})
+        >>> flat = flatten_config(cfg, base=ExperimentConfig())
+        >>> flat["optimizer.name"], flat["optimizer.lr"]
+        ('sgd', '0.05')
+        >>> override(ExperimentConfig(), flat, parse_strings=True) == cfg
+        True
+    """
+    flat: dict[str, str] = {}
+    reference = config_to_dict(base) if base is not None else _NO_BASE
+    _flatten(config_to_dict(config), reference, "", flat, _union_paths(type(config)))
+    return flat
+
+
+def _flatten(
+    value: Any, reference: Any, prefix: str, out: dict[str, str], unions: set[str]
+) -> None:
+    # ``reference`` is the base's value at this path, _NO_BASE (list everything) or _ABSENT.
+    if isinstance(value, dict) and value:
+        ref = reference if isinstance(reference, dict) else {}
+        if prefix[:-1] in unions and ref.get("name", value.get("name")) != value.get("name"):
+            ref = {}  # another union member: list all its keys, the tag first
+        for key, child in value.items():
+            child_ref = _NO_BASE if reference is _NO_BASE else ref.get(key, _ABSENT)
+            _flatten(child, child_ref, f"{prefix}{key}.", out, unions)
+        return
+    if reference is _NO_BASE or reference is _ABSENT or value != reference:
+        out[prefix[:-1]] = _format_value(value)
+
+
+_NO_BASE: Any = object()
+_ABSENT: Any = object()
+
+
+def _union_members(field: Any) -> dict[str, type[BaseConfig]] | None:
+    """``{tag: member class}`` of a discriminated-union field, or ``None``."""
+    if getattr(field, "discriminator", None) != "name":
+        return None
+    members: dict[str, type[BaseConfig]] = {}
+    for member in get_args(field.annotation):
+        if isinstance(member, type) and issubclass(member, BaseConfig):
+            tag = get_args(member.model_fields["name"].annotation)
+            members[str(tag[0])] = member
+    return members
+
+
+def _union_paths(cls: type[BaseConfig], prefix: str = "") -> set[str]:
+    """Dotted paths of the discriminated-union sections under ``cls``."""
+    paths: set[str] = set()
+    for name, field in cls.model_fields.items():
+        if _union_members(field) is not None:
+            paths.add(prefix + name)
+        else:
+            section = _section_class(field, {})
+            if section is not None:
+                paths |= _union_paths(section, f"{prefix}{name}.")
+    return paths
+
+
+def _section_class(field: Any, node: dict[str, Any]) -> type[BaseConfig] | None:
+    """The config class of a section value (the chosen member for unions)."""
+    members = _union_members(field)
+    if members is not None:
+        return members.get(str(node.get("name")))
+    for candidate in (field.annotation, *get_args(field.annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseConfig):
+            return candidate
+    return None
+
+
+def _switch_member(
+    node: dict[str, Any], old: type[BaseConfig] | None, new: type[BaseConfig]
+) -> dict[str, Any]:
+    """Re-key a union section for member ``new``: keep the shared keys the user changed."""
+    old_defaults = config_to_dict(old()) if old is not None else {}
+    kept = {
+        key: value
+        for key, value in node.items()
+        if key != "name"
+        and key in new.model_fields
+        and (key not in old_defaults or value != old_defaults[key])
+    }
+    return {"name": config_to_dict(new())["name"], **kept}
+
+
+def _is_tag_path(cls: type[BaseConfig], dotted: str) -> bool:
+    *parents, leaf = dotted.split(".")
+    if leaf != "name" or not parents:
+        return False
+    current: type[BaseConfig] | None = cls
+    for i, part in enumerate(parents):
+        if current is None or part not in current.model_fields:
+            return False
+        field = current.model_fields[part]
+        if i == len(parents) - 1:
+            return _union_members(field) is not None
+        current = _section_class(field, {})
+    return False
+
+
+def override(
+    config: C,
+    updates: Mapping[str, Any],
+    *,
+    source: str | None = None,
+    parse_strings: bool = False,
+) -> C:
     """A validated copy of ``config`` with ``updates`` merged in.
 
     Nested keys use dotted paths: ``override(cfg, {"optimizer.lr": 3e-4, "training.epochs": 5})``.
-    Unknown keys and invalid values raise :class:`ConfigurationError`.
+    Setting a union's tag switches the member, whatever the order of ``updates``:
+    ``{"optimizer.name": "sgd", "optimizer.momentum": 0.8}`` gives SGD with momentum 0.8; the
+    keys the new member shares keep their value if it differed from the old member's default
+    (an ``lr`` you chose), the others take the new member's defaults, and keys the new member
+    does not have are dropped. Setting a key inside a section that is ``null`` (such as
+    ``training.early_stopping.patience``) creates the section with its defaults.
+
+    Args:
+        config: The config to start from.
+        updates: Dotted keys and values.
+        source: Where the updates come from, for error messages.
+        parse_strings: Read string values as ``--set`` does (:func:`parse_value`), e.g. SageMaker
+            hyperparameters or the output of :func:`flatten_config`.
+
+    Raises:
+        ConfigurationError: An unknown key or an invalid value.
     """
     data = config_to_dict(config)
-    for dotted, value in updates.items():
-        node = data
+    items = [
+        (key, parse_value(value) if parse_strings and isinstance(value, str) else value)
+        for key, value in updates.items()
+    ]
+    cls = type(config)
+    # Member switches first, so member-specific keys land in the member they belong to.
+    items.sort(key=lambda item: not _is_tag_path(cls, item[0]))
+    for dotted, value in items:
         *parents, leaf = dotted.split(".")
-        for part in parents:
+        node: dict[str, Any] = data
+        current: type[BaseConfig] | None = cls
+        for i, part in enumerate(parents):
+            field = current.model_fields.get(part) if current is not None else None
             child = node.get(part)
+            if child is None and field is not None and _section_class(field, {}) is not None:
+                child = node[part] = {}  # a null section comes to life with its defaults
             if not isinstance(child, dict):
+                where = ".".join(parents[: i + 1])
                 raise ConfigurationError(
-                    f"cannot set {dotted!r}: {part!r} is not a section of {type(config).__name__}"
+                    f"cannot set {dotted!r}: {where!r} is not a section of {cls.__name__}"
                 )
+            if field is not None and leaf == "name" and i == len(parents) - 1:
+                members = _union_members(field)
+                if members is not None and value in members and child.get("name") != value:
+                    child = node[part] = _switch_member(
+                        child, members.get(str(child.get("name"))), members[value]
+                    )
+            current = _section_class(field, child) if field is not None else None
             node = child
         node[leaf] = value
-    return validate_config(type(config), data, source)
+    return validate_config(cls, data, source)

@@ -10,7 +10,7 @@ from breedclf.config import ExperimentConfig, override, validate_config
 from breedclf.experiment import Experiment, RunResult, run
 from breedclf.saved_model import Prediction, load_model
 
-__all__ = ["DemoResult", "demo_config", "run_demo"]
+__all__ = ["DEMO_NAME", "DemoResult", "demo_config", "is_demo_run", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,28 @@ class DemoResult:
     """The same recipe from random weights, when asked for: what pretraining is worth."""
 
 
+DEMO_NAME = "demo-textures-lite0"
+
+
+def is_demo_run(output_dir: str | Path) -> bool:
+    """True when ``output_dir`` holds an earlier demo run (which a new demo replaces)."""
+    from breedclf.config import load_config
+    from breedclf.errors import ConfigurationError
+
+    path = Path(output_dir) / "config.yaml"
+    try:
+        return path.is_file() and load_config(path).name == DEMO_NAME
+    except ConfigurationError:
+        return False
+
+
 def demo_config(output_dir: str | Path = "runs/demo", *, epochs: int = 4) -> ExperimentConfig:
     """The demo experiment: Lite0 (ImageNet weights, offline) on the textures dataset at 96 px."""
     out = Path(output_dir)
     return validate_config(
         ExperimentConfig,
         {
-            "name": "demo-textures-lite0",
+            "name": DEMO_NAME,
             "output_dir": str(out),
             "data": {"dataset": "textures", "root": str(out / "data"), "image_size": 96},
             "model": {"name": "efficientnet_lite0", "weights": "DEFAULT", "dropout": 0.2},
@@ -53,10 +68,13 @@ def run_demo(
 
     With ``compare_random_init``, the same recipe is also trained from random weights (into
     ``output_dir/random-init``) so the value of the ImageNet weights is measured, not claimed.
+
+    An earlier demo run in ``output_dir`` is replaced; any other run there is refused
+    (:class:`~breedclf.errors.RunExistsError`), like ``breedclf train`` does.
     """
     started = time.perf_counter()
     experiment = Experiment(demo_config(output_dir, epochs=epochs), progress=progress)
-    result = run(experiment)
+    result = run(experiment, overwrite=is_demo_run(output_dir))
     seconds = time.perf_counter() - started
     saved = load_model(result.model_dir)
     classes = experiment.splits.classes
@@ -76,5 +94,8 @@ def run_demo(
             experiment.config,
             {"output_dir": str(Path(output_dir) / "random-init"), "model.weights": None},
         )
-        baseline = run(Experiment(config, progress=progress))
+        baseline = run(
+            Experiment(config, progress=progress),
+            overwrite=is_demo_run(config.output_dir),
+        )
     return DemoResult(run=result, seconds=seconds, samples=samples, random_init=baseline)

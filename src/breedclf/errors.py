@@ -16,6 +16,7 @@ __all__ = [
     "ImageDecodeError",
     "MissingDependencyError",
     "ModelError",
+    "RunExistsError",
     "UnknownNameError",
 ]
 
@@ -46,6 +47,10 @@ class ModelError(BreedclfError, ValueError):
 
 class CheckpointError(BreedclfError, RuntimeError):
     """A training checkpoint or saved model is missing, corrupt or incompatible."""
+
+
+class RunExistsError(BreedclfError, FileExistsError):
+    """The output directory already holds a run; resume it, overwrite it on purpose, or move on."""
 
 
 class MissingDependencyError(BreedclfError, ImportError):

@@ -4,30 +4,46 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch.utils.data import DataLoader
 
+from breedclf._device import resolve_device
 from breedclf._io import atomic_path
-from breedclf.config import ExperimentConfig, dump_config, load_config, override
+from breedclf.config import (
+    ExperimentConfig,
+    dump_config,
+    flatten_config,
+    load_config,
+    override,
+    validate_config,
+)
 from breedclf.data import (
     Batch,
     DatasetSplits,
     ImageDataset,
     create_dataloader,
     create_dataset,
+    load_manifest,
     resolve_num_workers,
 )
-from breedclf.errors import CheckpointError, DatasetError
+from breedclf.errors import (
+    BreedclfError,
+    CheckpointError,
+    ConfigurationError,
+    DatasetError,
+    RunExistsError,
+)
 from breedclf.models import ImageClassifier, create_model, load_weights
 from breedclf.preprocessing import create_transform
 from breedclf.profiler import Profiler
-from breedclf.saved_model import save_model
+from breedclf.saved_model import METADATA_FILE, save_model
 from breedclf.training import (
     Callback,
     Checkpointer,
@@ -36,8 +52,20 @@ from breedclf.training import (
     ProgressBar,
     Trainer,
 )
+from breedclf.training.callbacks.registry import create_callback
+from breedclf.training.trainer import read_checkpoint_metadata
 
-__all__ = ["Experiment", "RunResult", "load_experiment", "run"]
+__all__ = [
+    "RESUME_SAFE_FIELDS",
+    "Experiment",
+    "RunResult",
+    "config_changes",
+    "ensure_logging",
+    "load_experiment",
+    "run",
+]
+
+CB = TypeVar("CB", bound=Callback)
 
 log = logging.getLogger("breedclf")
 
@@ -53,12 +81,33 @@ class RunResult:
     history: list[dict[str, Any]]
 
 
+ResumeMode = bool | Literal["auto"]
+
+#: Config fields that do not change what a run computes: a resume may change them freely.
+RESUME_SAFE_FIELDS = (
+    "name",
+    "output_dir",
+    "checkpoint_dir",
+    "model_dir",
+    "data.root",
+    "data.split_roots",
+    "data.num_workers",
+    "training.device",
+    "training.evaluate_test",
+)
+
+CONFIG_FILE = "config.yaml"
+MANIFEST_FILE = "splits.json"
+METRICS_FILE = "metrics.jsonl"
+
+
 class Experiment:
     """One training run, described by an :class:`ExperimentConfig`.
 
-    Builds the dataset, the pretrained model (with its new head and freeze policy), the data
-    loaders and the :class:`~breedclf.training.Trainer` with the standard callbacks
-    (checkpointing, metrics log, progress bar, early stopping when configured) plus yours.
+    Builds the dataset splits, the pretrained model (with its new head and freeze policy), the
+    data loaders and the :class:`~breedclf.training.Trainer` with the standard callbacks
+    (checkpointing, metrics log, progress bar, early stopping when configured), the registered
+    callbacks the config lists, and yours.
 
     Args:
         config: The experiment.
@@ -86,6 +135,9 @@ class Experiment:
         self.profiler = profiler
         self.progress = progress
         self._trainer: Trainer | None = None
+        self._splits: DatasetSplits | None = None
+        self._splits_source: str = "scan"
+        self._model: ImageClassifier | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path, **kwargs: Any) -> Experiment:
@@ -96,70 +148,130 @@ class Experiment:
     def from_saved(cls, model_dir: str | Path, **kwargs: Any) -> Experiment:
         """Rebuild the experiment of a saved model, holding its trained weights.
 
-        Used to evaluate a saved model on a split of the data it was trained on; evaluation
-        outputs are written into ``model_dir``.
+        Used to evaluate a saved model on a split of the data it was trained on: the splits
+        are the model's own ``splits.json`` (the exact files it was trained, selected and
+        tested on), never a new listing of the folder. Evaluation outputs go into
+        ``model_dir``.
 
         Raises:
-            CheckpointError: The model was saved without its experiment config, or the dataset's
-                classes no longer match the model's.
+            CheckpointError: The model was saved without its experiment config, or the
+                dataset's classes no longer match the model's.
+            DatasetError: Files the split manifest lists are gone.
         """
-        from breedclf.saved_model import CONFIG_FILE, load_model
+        from breedclf.saved_model import CONFIG_FILE as SAVED_CONFIG
+        from breedclf.saved_model import load_model
 
-        saved = load_model(model_dir)
-        config_path = Path(model_dir) / CONFIG_FILE
+        root = Path(model_dir)
+        saved = load_model(root)
+        config_path = root / SAVED_CONFIG
         if not config_path.is_file():
             raise CheckpointError(
-                f"{model_dir} has no {CONFIG_FILE}: it was saved without its experiment, so its "
-                "dataset is unknown"
+                f"{model_dir} has no {SAVED_CONFIG}: it was saved without its experiment, so "
+                "its dataset is unknown"
             )
-        config = override(load_config(config_path), {"output_dir": str(model_dir)})
+        config = override(load_config(config_path), {"output_dir": str(root)})
         experiment = cls(config, **kwargs)
+        manifest = root / MANIFEST_FILE
+        if manifest.is_file():
+            experiment.use_manifest(manifest)
+        else:
+            log.warning(
+                "%s has no %s (saved by an older breedclf): its splits are re-listed from %s",
+                model_dir,
+                MANIFEST_FILE,
+                config.data.root,
+            )
         if experiment.splits.classes != saved.classes:
             raise CheckpointError(
                 f"the dataset at {config.data.root} has classes that differ from the model's "
                 f"({len(experiment.splits.classes)} vs {len(saved.classes)})"
             )
-        experiment.__dict__["model"] = saved.model  # fills the cached_property
+        experiment._model = saved.model
         return experiment
 
     # ----------------------------------------------------------------------------- pieces
 
     @property
     def output_dir(self) -> Path:
-        """Where this run writes everything."""
+        """Where this run writes its metrics log, config, split manifest and evaluations."""
         return Path(self.config.output_dir)
 
     @property
     def checkpoint_dir(self) -> Path:
         """Checkpoints: ``last.ckpt`` (resumable) and ``best.safetensors``."""
+        if self.config.checkpoint_dir is not None:
+            return Path(self.config.checkpoint_dir)
         return self.output_dir / "checkpoints"
+
+    @property
+    def model_dir(self) -> Path:
+        """Where :meth:`save` writes the trained model."""
+        if self.config.model_dir is not None:
+            return Path(self.config.model_dir)
+        return self.output_dir / "model"
 
     @property
     def metrics_path(self) -> Path:
         """The JSONL metrics log."""
-        return self.output_dir / "metrics.jsonl"
+        return self.output_dir / METRICS_FILE
 
-    @cached_property
+    @property
+    def manifest_path(self) -> Path:
+        """The run's split manifest (``splits.json``): which file is in which split."""
+        return self.output_dir / MANIFEST_FILE
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """The resumable checkpoint of this run."""
+        return self.checkpoint_dir / Checkpointer.LAST
+
+    @property
     def splits(self) -> DatasetSplits:
-        """Classes and the file lists of each split."""
-        return create_dataset(self.config.data).load_splits()
+        """Classes and the file lists of each split (listed from the data on first use)."""
+        if self._splits is None:
+            self._splits = create_dataset(self.config.data).load_splits()
+            self._splits_source = "scan"
+        return self._splits
 
-    @cached_property
+    def use_manifest(self, path: str | Path) -> DatasetSplits:
+        """Take the splits from a manifest written by an earlier run, not from the folder.
+
+        Raises:
+            DatasetError: Files it lists are gone, or its classes differ from the data's.
+            CheckpointError: The model was already built for other classes.
+        """
+        splits = load_manifest(path, self.config.data)
+        if self._model is not None and len(splits.classes) != self._model.num_classes:
+            raise CheckpointError(
+                f"the model was built for {self._model.num_classes} classes, the manifest "
+                f"{path} lists {len(splits.classes)}"
+            )
+        self._splits, self._splits_source = splits, str(path)
+        return splits
+
+    @property
     def model(self) -> ImageClassifier:
         """The model: pretrained backbone, a new seeded head, freeze policy applied."""
-        cfg = self.config.model
-        generator = torch.Generator().manual_seed(self.config.training.seed)
-        model = create_model(
-            cfg.name,
-            num_classes=len(self.splits.classes),
-            weights=cfg.weights,
-            freeze=cfg.freeze,
-            dropout=cfg.dropout,
-            generator=generator,
-        )
-        if self.config.data.image_size is not None:
-            model.preprocess = model.preprocess.with_input_size(self.config.data.image_size)
-        return model
+        if self._model is None:
+            cfg = self.config.model
+            generator = torch.Generator().manual_seed(self.config.training.seed)
+            model = create_model(
+                cfg.name,
+                num_classes=len(self.splits.classes),
+                weights=cfg.weights,
+                freeze=cfg.freeze,
+                dropout=cfg.dropout,
+                generator=generator,
+            )
+            if self.config.data.image_size is not None:
+                model.preprocess = model.preprocess.with_input_size(self.config.data.image_size)
+            self._model = model
+        return self._model
+
+    @property
+    def device(self) -> torch.device:
+        """The device training and evaluation run on (``training.device`` resolved)."""
+        return resolve_device(self.config.training.device)
 
     def dataloader(self, split: str, *, train: bool | None = None) -> DataLoader[Batch]:
         """A loader for ``split``; ``train`` (default: split == "train") adds augmentation."""
@@ -174,72 +286,194 @@ class Experiment:
             create_transform(spec, train=is_train, augment=augment),
             draft_size=spec.draft_size(train=is_train, augment=augment),
         )
+        device = self.device
         return create_dataloader(
             dataset,
             batch_size=self.config.training.batch_size,
             shuffle=is_train,
             seed=self.config.training.seed,
-            num_workers=resolve_num_workers(
-                self.config.data.num_workers, device_type=self.trainer.device.type
-            ),
-            pin_memory=self.trainer.device.type == "cuda",
+            num_workers=resolve_num_workers(self.config.data.num_workers, device_type=device.type),
+            pin_memory=device.type == "cuda",
         )
 
-    @property
-    def trainer(self) -> Trainer:
-        """The trainer (built on first use)."""
-        if self._trainer is None:
-            training = self.config.training
-            callbacks: list[Callback] = [
-                MetricsLogger(self.metrics_path),
-                Checkpointer(self.checkpoint_dir, monitor=training.monitor),
-                ProgressBar(enabled=self.progress),
-            ]
-            if training.early_stopping is not None:
-                callbacks.append(
-                    EarlyStopping(
-                        monitor=training.monitor,
-                        patience=training.early_stopping.patience,
-                        min_delta=training.early_stopping.min_delta,
-                    )
+    def create_callbacks(self) -> list[Callback]:
+        """The run's callbacks: standard ones, the config's ``callbacks:`` list, then yours.
+
+        Subclasses and later config sections (debugger, profiler) add theirs here.
+        """
+        training = self.config.training
+        callbacks: list[Callback] = [
+            MetricsLogger(self.metrics_path),
+            Checkpointer(self.checkpoint_dir, monitor=training.monitor),
+            ProgressBar(enabled=self.progress),
+        ]
+        if training.early_stopping is not None:
+            callbacks.append(
+                EarlyStopping(
+                    monitor=training.monitor,
+                    patience=training.early_stopping.patience,
+                    min_delta=training.early_stopping.min_delta,
                 )
+            )
+        callbacks += [create_callback(spec) for spec in self.config.callbacks]
+        return [*callbacks, *self.extra_callbacks]
+
+    def build_trainer(self) -> Trainer:
+        """Build the trainer (model on its device, optimizer, callbacks); idempotent."""
+        if self._trainer is None:
             self._trainer = Trainer(
                 self.model,
-                training=training,
+                training=self.config.training,
                 optimizer=self.config.optimizer,
                 scheduler=self.config.scheduler,
-                callbacks=[*callbacks, *self.extra_callbacks],
+                callbacks=self.create_callbacks(),
                 profiler=self.profiler,
             )
         return self._trainer
 
-    def _callback(self, kind: type[Callback]) -> Any:
+    @property
+    def trainer(self) -> Trainer:
+        """The trainer :meth:`build_trainer` built (:meth:`fit` and :meth:`evaluate` build it).
+
+        Raises:
+            BreedclfError: It was not built yet.
+        """
+        if self._trainer is None:
+            raise BreedclfError(
+                "the trainer is not built yet: call experiment.build_trainer() (fit() and "
+                "evaluate() do)"
+            )
+        return self._trainer
+
+    def _callback(self, kind: type[CB]) -> CB:
         return next(cb for cb in self.trainer.callbacks if isinstance(cb, kind))
 
     # ---------------------------------------------------------------------------- actions
 
-    def fit(self, *, resume: bool = False) -> list[dict[str, Any]]:
+    def existing_run_files(self) -> list[Path]:
+        """Files of an earlier run in this run's directories (empty for a fresh directory)."""
+        candidates = [
+            self.output_dir / CONFIG_FILE,
+            self.metrics_path,
+            self.manifest_path,
+            *sorted(self.output_dir.glob("eval-*.json")),
+            self.last_checkpoint,
+            self.checkpoint_dir / Checkpointer.BEST,
+            self.model_dir / METADATA_FILE,
+        ]
+        return [path for path in candidates if path.is_file()]
+
+    def _clear_previous_run(self, files: list[Path]) -> None:
+        for path in files:
+            if path.parent == self.model_dir and path.name == METADATA_FILE:
+                shutil.rmtree(self.model_dir)
+            else:
+                path.unlink(missing_ok=True)
+        log.info("overwrote the previous run in %s", self.output_dir)
+
+    def prepare(
+        self,
+        *,
+        resume: ResumeMode = False,
+        overwrite: bool = False,
+        allow_config_change: bool = False,
+    ) -> Path | None:
+        """Check the run directory and settle where training starts; returns the checkpoint.
+
+        Nothing is written before every check passed.
+
+        Raises:
+            RunExistsError: The directory holds a run and neither ``resume`` nor
+                ``overwrite`` was given.
+            CheckpointError: ``resume=True`` without a checkpoint, or the checkpoint was
+                written with another config (the message lists the changed fields).
+        """
+        checkpoint = self.last_checkpoint
+        if resume == "auto":
+            resume = checkpoint.is_file()
+        if resume:
+            if not checkpoint.is_file():
+                raise CheckpointError(
+                    f"cannot resume: no checkpoint at {checkpoint}; run without --resume to "
+                    "start training"
+                )
+            metadata = read_checkpoint_metadata(checkpoint)
+            self._check_config(metadata.get("config"), checkpoint, allow_config_change)
+            # The output directory may be new (a restarted container); the checkpoint
+            # directory keeps a copy of the manifest for that case.
+            for manifest in (self.manifest_path, self.checkpoint_dir / MANIFEST_FILE):
+                if manifest.is_file():
+                    self.use_manifest(manifest)
+                    break
+            else:
+                log.warning(
+                    "%s has no %s (an older run): its splits are re-listed from the data",
+                    self.output_dir,
+                    MANIFEST_FILE,
+                )
+            return checkpoint
+        existing = self.existing_run_files()
+        if existing and not overwrite:
+            shown = ", ".join(str(p) for p in existing[:4])
+            raise RunExistsError(
+                f"{self.output_dir} already holds a run ({shown}). Continue it with --resume "
+                "(resume=True), replace it with --overwrite (overwrite=True: deletes that run's "
+                "checkpoints, metrics and model), or choose another output_dir"
+            )
+        if existing:
+            self._clear_previous_run(existing)
+        return None
+
+    def _check_config(self, saved: Any, checkpoint: Path, allow_config_change: bool) -> None:
+        if not isinstance(saved, dict):
+            log.warning("%s records no config (an older breedclf): not checked", checkpoint)
+            return
+        changes = config_changes(saved, self.config)
+        if not changes:
+            return
+        listing = "\n".join(f"  {change}" for change in changes)
+        if not allow_config_change:
+            raise CheckpointError(
+                f"cannot resume {checkpoint}: the config differs from the one it was trained "
+                f"with:\n{listing}\nRestore those values, or pass --allow-config-change "
+                "(allow_config_change=True) if the change is deliberate (e.g. more epochs)"
+            )
+        log.warning("resuming with a changed config (allowed):\n%s", listing)
+
+    def fit(
+        self,
+        *,
+        resume: ResumeMode = False,
+        overwrite: bool = False,
+        allow_config_change: bool = False,
+    ) -> list[dict[str, Any]]:
         """Train, then load the best epoch's weights (chosen on the validation split).
 
         Args:
-            resume: Continue from ``output_dir/checkpoints/last.ckpt``.
+            resume: ``True`` continues from the last checkpoint (an error without one);
+                ``"auto"`` continues if there is one and starts otherwise (a container that
+                may be restarted, such as a SageMaker spot job).
+            overwrite: Replace a previous run in the same directories instead of refusing.
+            allow_config_change: Resume even though fields that affect training changed.
 
         Raises:
-            CheckpointError: ``resume`` was asked but there is no checkpoint.
+            RunExistsError: The directory already holds a run (see :meth:`prepare`).
+            CheckpointError: Nothing to resume, or the config changed.
         """
+        ensure_logging()
+        resume_from = self.prepare(
+            resume=resume, overwrite=overwrite, allow_config_change=allow_config_change
+        )
+        splits = self.splits  # listed (or read from the manifest) before anything is written
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(self.config, self.output_dir / "config.yaml")
-        checkpointer: Checkpointer = self._callback(Checkpointer)
-        resume_from = None
-        if resume:
-            if not checkpointer.last_path.is_file():
-                raise CheckpointError(
-                    f"cannot resume: no checkpoint at {checkpointer.last_path}; "
-                    "run without --resume to start training"
-                )
-            resume_from = checkpointer.last_path
-        valid = self.dataloader("valid") if self.splits.valid else None
-        history = self.trainer.fit(self.dataloader("train"), valid, resume_from=resume_from)
+        dump_config(self.config, self.output_dir / CONFIG_FILE)
+        for manifest in (self.manifest_path, self.checkpoint_dir / MANIFEST_FILE):
+            if not manifest.is_file():
+                splits.write_manifest(manifest)
+        trainer = self.build_trainer()
+        checkpointer = self._callback(Checkpointer)
+        valid = self.dataloader("valid") if splits.valid else None
+        history = trainer.fit(self.dataloader("train"), valid, resume_from=resume_from)
         if checkpointer.best_path.is_file():
             from safetensors.torch import load_file
 
@@ -250,8 +484,7 @@ class Experiment:
     @property
     def best_epoch(self) -> int:
         """The epoch whose weights the model holds after :meth:`fit`."""
-        checkpointer: Checkpointer = self._callback(Checkpointer)
-        return checkpointer.best_epoch
+        return self._callback(Checkpointer).best_epoch
 
     def evaluate(self, split: str = "valid") -> dict[str, Any]:
         """Loss, top-1/top-5, per-class accuracy and confusion matrix of the model on ``split``.
@@ -259,20 +492,72 @@ class Experiment:
         The result is logged (``split=<split> loss=... acc=...``), appended to the metrics log
         and written to ``output_dir/eval-<split>.json``.
         """
-        metrics = self.trainer.evaluate(self.dataloader(split, train=False), full=True)
+        ensure_logging()
+        trainer = self.build_trainer()
+        metrics = trainer.evaluate(self.dataloader(split, train=False), full=True)
         metrics["classes"] = self.splits.classes
-        logger: MetricsLogger = self._callback(MetricsLogger)
-        logger.log_evaluation(split, _headline(metrics))
+        self._callback(MetricsLogger).log_evaluation(split, _headline(metrics))
         with atomic_path(self.output_dir / f"eval-{split}.json") as tmp:
             tmp.write_text(json.dumps(metrics, indent=1), encoding="utf-8")
         return metrics
 
     def save(self, directory: str | Path | None = None, **metrics: Any) -> Path:
-        """Save the model with labels, preprocessing and config (default ``output_dir/model``)."""
-        target = Path(directory) if directory is not None else self.output_dir / "model"
+        """Save the model with labels, preprocessing, config and split manifest.
+
+        The default place is :attr:`model_dir` (``output_dir/model`` unless configured).
+        """
+        target = Path(directory) if directory is not None else self.model_dir
         return save_model(
-            self.model, self.splits.classes, target, config=self.config, metrics=metrics
+            self.model,
+            self.splits.classes,
+            target,
+            config=self.config,
+            metrics=metrics,
+            splits=self.splits,
         )
+
+
+def config_changes(saved: dict[str, Any], current: ExperimentConfig) -> list[str]:
+    """Fields that affect training and differ between a checkpoint's config and ``current``.
+
+    Fields in :data:`RESUME_SAFE_FIELDS` (paths, device, ...) are not compared. Each entry
+    reads ``"training.batch_size: 16 -> 32"``.
+    """
+    try:
+        old = flatten_config(validate_config(ExperimentConfig, saved))
+    except ConfigurationError as exc:
+        return [f"the checkpoint's config is not valid with this breedclf: {exc}"]
+    new = flatten_config(current)
+    changes = []
+    for key in [*new, *(k for k in old if k not in new)]:
+        if any(key == safe or key.startswith(safe + ".") for safe in RESUME_SAFE_FIELDS):
+            continue
+        before, after = old.get(key, "(absent)"), new.get(key, "(absent)")
+        if before != after:
+            changes.append(f"{key}: {before} -> {after}")
+    return changes
+
+
+_LOG_HANDLER_FLAG = "_breedclf_default_handler"
+
+
+def ensure_logging() -> None:
+    """Show breedclf's progress and metric lines when nothing else was configured.
+
+    In a notebook or a plain script no logging is set up, so the INFO lines (``epoch=1
+    split=valid ...``) would vanish; then a handler printing them to stdout is added to the
+    ``breedclf`` logger, once. An application that configures logging keeps full control (its
+    handlers are used; ``logging.getLogger("breedclf").setLevel(logging.WARNING)`` silences).
+    """
+    logger = logging.getLogger("breedclf")
+    if logger.hasHandlers():
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    setattr(handler, _LOG_HANDLER_FLAG, True)
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
 
 
 def load_experiment(path: str | Path, **kwargs: Any) -> Experiment:
@@ -284,12 +569,32 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in ("loss", "acc", "top5", "count") if k in metrics}
 
 
-def run(experiment: Experiment, *, resume: bool = False) -> RunResult:
+def run(
+    experiment: Experiment,
+    *,
+    resume: ResumeMode = False,
+    overwrite: bool = False,
+    allow_config_change: bool = False,
+) -> RunResult:
     """Train, select by validation, optionally test once, and save — the whole job.
 
-    The CLI's ``breedclf train`` and the SageMaker entry point both call this.
+    The CLI's ``breedclf train`` calls this; so will the SageMaker entry point. For a container
+    that may be restarted (spot capacity), use ``resume="auto"`` with ``checkpoint_dir`` on
+    storage that survives the restart and ``model_dir`` where the platform collects the model.
+
+    Args:
+        experiment: What to run.
+        resume: ``True``, ``False`` or ``"auto"`` (see :meth:`Experiment.fit`).
+        overwrite: Replace a previous run in the same directories instead of refusing.
+        allow_config_change: Resume even though fields that affect training changed.
+
+    Raises:
+        RunExistsError: The output directory already holds a run.
+        CheckpointError: Nothing to resume, or the config changed since the checkpoint.
     """
-    history = experiment.fit(resume=resume)
+    history = experiment.fit(
+        resume=resume, overwrite=overwrite, allow_config_change=allow_config_change
+    )
     valid = experiment.evaluate("valid") if experiment.splits.valid else {}
     test = None
     if experiment.config.training.evaluate_test and experiment.splits.test:

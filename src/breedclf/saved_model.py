@@ -5,7 +5,8 @@ A saved model directory holds:
 * ``model.safetensors`` — the weights of the :class:`~breedclf.models.ImageClassifier`;
 * ``breedclf.json`` — format version, architecture, class names (index order), preprocessing
   spec, metrics, library versions;
-* ``experiment.yaml`` — the experiment configuration that trained it (when known).
+* ``experiment.yaml`` — the experiment configuration that trained it (when known);
+* ``splits.json`` — the exact files of its train/valid/test splits (when known).
 
 Example:
     >>> model = load_model("runs/demo/model")            # doctest: +SKIP
@@ -19,13 +20,16 @@ import json
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypedDict, overload
+from typing import TYPE_CHECKING, Any, TypedDict, overload
 
 import torch
 
-from breedclf._io import atomic_path, save_weights
+from breedclf._io import atomic_directory, save_weights
 from breedclf.config import ExperimentConfig, dump_config
 from breedclf.data._images import DEFAULT_MAX_PIXELS, ImageSource, load_image
+
+if TYPE_CHECKING:
+    from breedclf.data import DatasetSplits
 from breedclf.errors import CheckpointError, ImageDecodeError
 from breedclf.models import ImageClassifier, create_model, load_weights
 from breedclf.preprocessing import PreprocessSpec, create_transform
@@ -44,6 +48,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "breedclf.json"
 CONFIG_FILE = "experiment.yaml"
+MANIFEST_FILE = "splits.json"
 
 
 class Prediction(TypedDict):
@@ -79,31 +84,43 @@ def save_model(
     *,
     config: ExperimentConfig | None = None,
     metrics: dict[str, Any] | None = None,
+    splits: DatasetSplits | None = None,
 ) -> Path:
     """Write ``model`` and everything needed to use it to ``directory``.
 
-    The write is atomic per file (temporary file + rename), so a crash never leaves a
-    half-written model behind under the final names.
+    The directory is written as a whole: the files go to a temporary sibling directory, which
+    then replaces ``directory`` in one atomic swap (Linux; elsewhere two renames), so a crash
+    never pairs new weights with old metadata. Files get the usual permissions (``0o666`` less
+    the umask), readable by other users and containers.
 
     Args:
         model: The trained classifier.
         classes: Class names in index order (``classes[i]`` is the label of output ``i``).
-        directory: Created if missing.
+        directory: Created if missing; an earlier saved model there is replaced whole.
         config: The experiment that trained the model, saved as ``experiment.yaml``.
         metrics: Final metrics (e.g. validation and test accuracy), stored in the metadata.
+        splits: The exact train/valid/test files, saved as ``splits.json`` so the model is
+            later evaluated on its own held-out files.
 
     Returns:
         The directory.
 
     Raises:
-        CheckpointError: The class list does not match the model's head.
+        CheckpointError: The class list does not match the model's head, or ``directory``
+            holds something other than a saved model (it is never replaced then).
     """
     if len(classes) != model.num_classes:
         raise CheckpointError(
             f"{len(classes)} class names given for a model with {model.num_classes} outputs"
         )
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not (out / METADATA_FILE).is_file() and any(out.iterdir()):
+        raise CheckpointError(
+            f"{out} exists and is not a saved breedclf model (no {METADATA_FILE}); refusing to "
+            "replace it: save into a new or empty directory"
+        )
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out} exists and is not a directory")
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "arch": model.arch,
@@ -115,12 +132,15 @@ def save_model(
         "versions": library_versions(),
         "experiment": config.name if config else None,
     }
-    save_weights(model, out / WEIGHTS_FILE, metadata={"format": "pt", "arch": model.arch})
-    with atomic_path(out / METADATA_FILE) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    if config is not None:
-        with atomic_path(out / CONFIG_FILE) as tmp:
-            dump_config(config, tmp)
+    with atomic_directory(out) as tmp:
+        save_weights(model, tmp / WEIGHTS_FILE, metadata={"format": "pt", "arch": model.arch})
+        (tmp / METADATA_FILE).write_text(
+            json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8"
+        )
+        if config is not None:
+            dump_config(config, tmp / CONFIG_FILE)
+        if splits is not None:
+            splits.write_manifest(tmp / MANIFEST_FILE)
     return out
 
 
