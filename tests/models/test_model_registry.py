@@ -74,15 +74,36 @@ def _tiny_net(
     )
 
 
-def test_a_registered_user_builder_works_with_create_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Registry entries cannot be removed; work on a copy that monkeypatch restores.
-    monkeypatch.setattr(MODELS, "_entries", dict(MODELS._entries))
-    register_model("tiny_net")(_tiny_net)
-    assert list_models("tiny*") == ["tiny_net"]
-    model = create_model("tiny_net", num_classes=2)
-    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 2)
-    with pytest.raises(ConfigurationError, match="already registered"):
+def test_a_registered_user_builder_works_with_create_model() -> None:
+    with MODELS.scoped():
         register_model("tiny_net")(_tiny_net)
+        assert list_models("tiny*") == ["tiny_net"]
+        model = create_model("tiny_net", num_classes=2, weights=None)
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 2)
+        with pytest.raises(ConfigurationError, match="already registered"):
+            register_model("tiny_net")(_tiny_net)
+
+
+def test_scoped_registrations_are_removed_on_exit_so_reruns_can_register_again() -> None:
+    before = list_models()
+    for _ in range(2):  # a second run of the same registration must not be "already registered"
+        with MODELS.scoped():
+            register_model("tiny_net")(_tiny_net)
+            assert "tiny_net" in MODELS
+        assert "tiny_net" not in MODELS
+    assert list_models() == before
+    assert get_model_builder("resnet18") is resnet18
+
+
+def test_scoped_registry_is_restored_after_an_error() -> None:
+    def register_then_fail() -> None:
+        with MODELS.scoped():
+            register_model("tiny_net")(_tiny_net)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        register_then_fail()
+    assert "tiny_net" not in MODELS
 
 
 def test_same_generator_seed_gives_the_same_model() -> None:
