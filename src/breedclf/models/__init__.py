@@ -6,6 +6,7 @@ head) that carries the :class:`~breedclf.preprocessing.PreprocessSpec` of its we
     from breedclf.models import create_model, list_models
 
     list_models("efficientnet*")
+    list_weights("resnet50")  # variants, preprocessing, ImageNet accuracy, files
     model = create_model("efficientnet_lite0", num_classes=133, weights="DEFAULT")
 """
 
@@ -17,6 +18,7 @@ from breedclf.models._factory import (
     create_model,
     get_model_builder,
     list_models,
+    list_weights,
     register_model,
 )
 from breedclf.models._torchvision import (
@@ -31,12 +33,13 @@ from breedclf.models._torchvision import (
     resnet101,
     resnet152,
 )
-from breedclf.models._weights import load_weights, read_state_dict
+from breedclf.models._weights import WeightsInfo, load_weights, read_state_dict
 
 __all__ = [
     "MODELS",
     "ImageClassifier",
     "ModelBuilder",
+    "WeightsInfo",
     "create_model",
     "efficientnet_b0",
     "efficientnet_b1",
@@ -46,6 +49,7 @@ __all__ = [
     "efficientnet_lite0",
     "get_model_builder",
     "list_models",
+    "list_weights",
     "load_weights",
     "read_state_dict",
     "register_model",

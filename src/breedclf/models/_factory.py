@@ -12,6 +12,7 @@ import torch
 from breedclf._registry import Registry
 from breedclf.config import FreezeConfig
 from breedclf.models._classifier import ImageClassifier
+from breedclf.models._weights import WeightsInfo, describe_weights
 
 __all__ = [
     "MODELS",
@@ -19,6 +20,7 @@ __all__ = [
     "create_model",
     "get_model_builder",
     "list_models",
+    "list_weights",
     "register_model",
 ]
 
@@ -87,6 +89,32 @@ def get_model_builder(name: str) -> ModelBuilder:
         UnknownNameError: No such model; the message suggests close matches.
     """
     return MODELS.get(name)
+
+
+def list_weights(name: str) -> list[WeightsInfo]:
+    """The pretrained weights variants of model ``name``, as torchvision's ``get_model_weights``.
+
+    Everything is read offline: torchvision's weights enums carry their metadata, and Lite0's
+    weights ship in a Python package. Nothing is downloaded.
+
+    Args:
+        name: Registered model name (see :func:`list_models`).
+
+    Returns:
+        One entry per variant, in declaration order; the one ``weights="DEFAULT"`` resolves to
+        has ``is_default`` set. A model without pretrained weights gives an empty list.
+
+    Raises:
+        UnknownNameError: No such model; the message suggests close matches.
+
+    Example:
+        >>> [(w.name, w.aliases, w.imagenet_top1) for w in list_weights("resnet50")]
+        [('IMAGENET1K_V1', (), 76.13), ('IMAGENET1K_V2', ('DEFAULT',), 80.858)]
+        >>> [w.available_offline for w in list_weights("efficientnet_lite0")]
+        [True]
+    """
+    get_model_builder(name)
+    return describe_weights(name)
 
 
 def create_model(
