@@ -174,7 +174,7 @@ def models_(
     ] = False,
 ) -> None:
     """List the registered model architectures (and their pretrained weights, offline)."""
-    from breedclf.models import list_models, list_weights
+    from breedclf.models import get_default_dropout, list_models, list_weights
 
     names = list_models(pattern)
     if as_json:
@@ -182,9 +182,10 @@ def models_(
         typer.echo(json.dumps(infos, indent=2))
         return
     for name in names:
-        typer.echo(name)
         if not weights:
+            typer.echo(name)
             continue
+        typer.echo(f"{name} (default dropout {get_default_dropout(name)})")
         for info in list_weights(name):
             facts = [
                 f"top-{k} {acc:.2f}%"

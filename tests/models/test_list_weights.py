@@ -144,7 +144,7 @@ def test_models_command_prints_weights() -> None:
     result = CliRunner().invoke(app, ["models", "resnet50", "--weights"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("resnet50")
+    assert lines[0] == "resnet50 (default dropout 0.0)"
     (v2,) = [line for line in lines if "IMAGENET1K_V2" in line]
     assert "DEFAULT" in v2
     assert "top-1 80.86%" in result.output

@@ -7,7 +7,7 @@ head) that carries the :class:`~breedclf.preprocessing.PreprocessSpec` of its we
 
     list_models("efficientnet*")
     list_weights("resnet50")  # variants, preprocessing, ImageNet accuracy, files
-    model = create_model("efficientnet_lite0", num_classes=133, weights="DEFAULT")
+    model = create_model("efficientnet_lite0", num_classes=133)  # pretrained "DEFAULT" weights
 """
 
 from breedclf.models._classifier import ImageClassifier
@@ -16,6 +16,7 @@ from breedclf.models._factory import (
     MODELS,
     ModelBuilder,
     create_model,
+    get_default_dropout,
     get_model_builder,
     list_models,
     list_weights,
@@ -47,6 +48,7 @@ __all__ = [
     "efficientnet_b3",
     "efficientnet_b4",
     "efficientnet_lite0",
+    "get_default_dropout",
     "get_model_builder",
     "list_models",
     "list_weights",

@@ -239,7 +239,7 @@ def efficientnet_lite0(
             (``_conv_stem.weight``, ``_blocks.0._depthwise_conv.weight``, ``_fc.weight``) or
             breedclf key format.
         num_classes: Head outputs; ``None`` keeps the weights' head (1000 for ImageNet).
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; 0.2 as the TensorFlow reference.
         drop_connect_rate: Stochastic depth of the last residual block (linearly less for
             earlier blocks); only active in training.
 

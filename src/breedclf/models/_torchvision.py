@@ -165,7 +165,7 @@ def resnet18(
         weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
             weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; ResNets have none, hence 0.0.
 
     Example:
         >>> model = resnet18(weights=None, num_classes=10)
@@ -185,7 +185,7 @@ def resnet34(
         weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
             weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; ResNets have none, hence 0.0.
 
     Example:
         >>> model = resnet34(weights=None, num_classes=10)
@@ -205,7 +205,7 @@ def resnet50(
         weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
             weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; ResNets have none, hence 0.0.
 
     Example:
         >>> model = resnet50(weights=None, num_classes=10)
@@ -225,7 +225,7 @@ def resnet101(
         weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
             weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; ResNets have none, hence 0.0.
 
     Example:
         >>> model = resnet101(weights=None, num_classes=10)
@@ -245,7 +245,7 @@ def resnet152(
         weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
             weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; ResNets have none, hence 0.0.
 
     Example:
         >>> model = resnet152(weights=None, num_classes=10)
@@ -294,7 +294,7 @@ def efficientnet_b0(
         weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
             weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; the default is torchvision's.
 
     Example:
         >>> model = efficientnet_b0(weights=None, num_classes=10)
@@ -316,7 +316,7 @@ def efficientnet_b1(
         weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
             weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; the default is torchvision's.
 
     Example:
         >>> model = efficientnet_b1(weights=None, num_classes=10)
@@ -338,7 +338,7 @@ def efficientnet_b2(
         weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
             weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; the default is torchvision's.
 
     Example:
         >>> model = efficientnet_b2(weights=None, num_classes=10)
@@ -360,7 +360,7 @@ def efficientnet_b3(
         weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
             weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; the default is torchvision's.
 
     Example:
         >>> model = efficientnet_b3(weights=None, num_classes=10)
@@ -382,7 +382,7 @@ def efficientnet_b4(
         weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
             weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; the default is torchvision's.
 
     Example:
         >>> model = efficientnet_b4(weights=None, num_classes=10)
