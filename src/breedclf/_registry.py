@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from breedclf.errors import ConfigurationError, UnknownNameError
@@ -16,7 +17,8 @@ class Registry(Generic[T]):
     """Maps names to objects (builders or classes) of one kind.
 
     A duplicate name raises, an unknown name raises an error that lists close matches, and
-    :meth:`list` filters names with shell-style wildcards (``"resnet*"``).
+    :meth:`list` filters names with shell-style wildcards (``"resnet*"``). Registrations made
+    inside :meth:`scoped` last only until the block exits (tests, notebooks).
     """
 
     def __init__(self, kind: str) -> None:
@@ -43,6 +45,29 @@ class Registry(Generic[T]):
                 f"({self._entries[name]!r}); choose another name"
             )
         self._entries[name] = obj
+
+    @contextmanager
+    def scoped(self) -> Iterator[Registry[T]]:
+        """Undo every registration made inside the ``with`` block when it exits.
+
+        The entries are restored exactly as they were on entry, also when the block raises,
+        so a test (or a notebook cell run twice) can register the same name again.
+
+        Example:
+            >>> registry = Registry[int]("number")
+            >>> with registry.scoped():
+            ...     registry.add("one", 1)
+            ...     registry.list()
+            ['one']
+            >>> registry.list()
+            []
+        """
+        saved = dict(self._entries)
+        try:
+            yield self
+        finally:
+            self._entries.clear()
+            self._entries.update(saved)
 
     def get(self, name: str) -> T:
         """Return the entry for ``name``, or raise :class:`UnknownNameError` with suggestions."""

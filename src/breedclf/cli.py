@@ -221,12 +221,52 @@ def data_check(
 @app.command("models")
 def models_(
     pattern: Annotated[str, typer.Argument(help="Wildcard filter, e.g. 'resnet*'.")] = "*",
+    weights: Annotated[
+        bool, typer.Option("--weights", help="Also list each model's pretrained weights.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the weights of the models as JSON.")
+    ] = False,
 ) -> None:
-    """List the registered model architectures."""
-    from breedclf.models import list_models
+    """List the registered model architectures (and their pretrained weights, offline)."""
+    from breedclf.models import get_default_dropout, list_models, list_weights
 
-    for name in list_models(pattern):
-        typer.echo(name)
+    names = list_models(pattern)
+    if as_json:
+        infos = [info.model_dump(mode="json") for name in names for info in list_weights(name)]
+        typer.echo(json.dumps(infos, indent=2))
+        return
+    for name in names:
+        if not weights:
+            typer.echo(name)
+            continue
+        typer.echo(f"{name} (default dropout {get_default_dropout(name)})")
+        for info in list_weights(name):
+            facts = [
+                f"top-{k} {acc:.2f}%"
+                for k, acc in ((1, info.imagenet_top1), (5, info.imagenet_top5))
+                if acc is not None
+            ] or ["no published ImageNet accuracy"]
+            facts.append(f"{info.num_params / 1e6:.1f} M params, {info.num_classes} classes")
+            spec = info.preprocess
+            stats = ", ".join(
+                f"{label} ({', '.join(f'{v:.3f}' for v in values)})"
+                for label, values in (("mean", spec.mean), ("std", spec.std))
+            )
+            size = f"{info.file_size_mib:.1f} MiB" if info.file_size_mib is not None else "file"
+            if info.available_offline:
+                where = f"{size} at {info.local_path} (offline)"
+            else:
+                where = (
+                    f"{size} from {info.url} (download on first use, or copy it to "
+                    f"{info.local_path})"
+                )
+            typer.echo(f"  {' = '.join((info.name, *info.aliases))}: {', '.join(facts)}")
+            typer.echo(
+                f"    resize {spec.resize_size} → crop {spec.input_size} {spec.interpolation}, "
+                f"{stats}"
+            )
+            typer.echo(f"    {where}")
 
 
 @app.command("config")

@@ -166,18 +166,25 @@ class FreezeConfig(BaseConfig):
 class ModelConfig(BaseConfig):
     """Architecture and initial weights.
 
+    The defaults are those of ``breedclf.models.create_model``: pretrained ``"DEFAULT"``
+    weights and the architecture's own dropout.
+
     Attributes:
         name: Registered model name (see ``breedclf.list_models()``).
-        weights: ``"DEFAULT"`` or a named variant (``"IMAGENET1K_V2"``) of the architecture's
-            pretrained weights, a path to a local weights file, or ``None`` for random init.
+        weights: ``"DEFAULT"`` (the default: the architecture's recommended pretrained
+            variant), a named variant (``"IMAGENET1K_V2"``, see
+            ``breedclf.models.list_weights(name)``), a path to a local weights file, or
+            ``None`` for random init.
         freeze: Which parameters train.
-        dropout: Dropout before the new classification head.
+        dropout: Dropout before the new classification head; ``None`` (the default) keeps
+            the architecture's own (``breedclf.models.get_default_dropout(name)``: 0.0 for
+            ResNets, 0.2 for EfficientNet-B0/B1 and Lite0, 0.3 for B2/B3, 0.4 for B4).
     """
 
     name: str = "efficientnet_lite0"
     weights: str | None = "DEFAULT"
     freeze: FreezeConfig = FreezeConfig()
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
 
 
 # ---------------------------------------------------------------------------------- optimizer

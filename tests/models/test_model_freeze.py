@@ -20,7 +20,9 @@ def _batchnorms(module: nn.Module) -> list[nn.BatchNorm2d]:
 
 
 def test_backbone_policy_trains_only_the_head() -> None:
-    model = create_model("resnet18", num_classes=3, freeze=FreezeConfig(policy="backbone"))
+    model = create_model(
+        "resnet18", num_classes=3, weights=None, freeze=FreezeConfig(policy="backbone")
+    )
     model.train()
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     assert trainable == ["head.weight", "head.bias"]
@@ -30,7 +32,7 @@ def test_backbone_policy_trains_only_the_head() -> None:
 
 def test_frozen_batchnorm_statistics_do_not_move_in_training() -> None:
     model = create_model(
-        "efficientnet_lite0", num_classes=3, freeze=FreezeConfig(policy="backbone")
+        "efficientnet_lite0", num_classes=3, weights=None, freeze=FreezeConfig(policy="backbone")
     ).train()
     before = model.state_dict()["stages.1.0.bn1.running_mean"].clone()
     model(torch.randn(2, 3, 64, 64))
@@ -49,7 +51,7 @@ def test_last_n_policy_trains_the_last_stages(
     name: str, trainable_stages: int, expected: list[bool]
 ) -> None:
     freeze = FreezeConfig(policy="last_n", trainable_stages=trainable_stages)
-    model = create_model(name, num_classes=3, freeze=freeze).train()
+    model = create_model(name, num_classes=3, weights=None, freeze=freeze).train()
     assert _trainable_stages(model) == expected
     assert model.head.weight.requires_grad
     for stage, trains in zip(model.stages, expected, strict=True):
@@ -61,12 +63,15 @@ def test_last_n_policy_with_too_many_stages_is_a_clear_error() -> None:
         ConfigurationError, match=r"trainable_stages=6 but resnet18 has only 5 stages"
     ):
         create_model(
-            "resnet18", num_classes=3, freeze=FreezeConfig(policy="last_n", trainable_stages=6)
+            "resnet18",
+            num_classes=3,
+            weights=None,
+            freeze=FreezeConfig(policy="last_n", trainable_stages=6),
         )
 
 
 def test_parameter_groups_give_head_and_backbone_learning_rates() -> None:
-    model = create_model("resnet18", num_classes=3)
+    model = create_model("resnet18", num_classes=3, weights=None)
     groups = {
         g["name"]: g for g in model.parameter_groups(lr=1e-2, backbone_lr=1e-4, weight_decay=0.05)
     }
@@ -81,6 +86,8 @@ def test_parameter_groups_give_head_and_backbone_learning_rates() -> None:
 
 
 def test_parameter_groups_skip_frozen_parameters() -> None:
-    model = create_model("efficientnet_b0", num_classes=3, freeze=FreezeConfig(policy="backbone"))
+    model = create_model(
+        "efficientnet_b0", num_classes=3, weights=None, freeze=FreezeConfig(policy="backbone")
+    )
     groups = model.parameter_groups(lr=1e-3, backbone_lr=None, weight_decay=0.0)
     assert [g["name"] for g in groups] == ["head", "head_no_decay"]

@@ -25,7 +25,8 @@ EXPECTED_STAGES = {"resnet": 5, "efficientnet": 9}
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in list_models()])
 def test_every_model_builds_and_runs_a_forward_pass(name: str) -> None:
-    model = create_model(name, num_classes=7, generator=torch.Generator().manual_seed(0)).eval()
+    generator = torch.Generator().manual_seed(0)
+    model = create_model(name, num_classes=7, weights=None, generator=generator).eval()
     with torch.no_grad():
         logits = model(torch.randn(1, 3, 64, 64))
     assert logits.shape == (1, 7)
@@ -74,21 +75,42 @@ def _tiny_net(
     )
 
 
-def test_a_registered_user_builder_works_with_create_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Registry entries cannot be removed; work on a copy that monkeypatch restores.
-    monkeypatch.setattr(MODELS, "_entries", dict(MODELS._entries))
-    register_model("tiny_net")(_tiny_net)
-    assert list_models("tiny*") == ["tiny_net"]
-    model = create_model("tiny_net", num_classes=2)
-    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 2)
-    with pytest.raises(ConfigurationError, match="already registered"):
+def test_a_registered_user_builder_works_with_create_model() -> None:
+    with MODELS.scoped():
         register_model("tiny_net")(_tiny_net)
+        assert list_models("tiny*") == ["tiny_net"]
+        model = create_model("tiny_net", num_classes=2, weights=None)
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 2)
+        with pytest.raises(ConfigurationError, match="already registered"):
+            register_model("tiny_net")(_tiny_net)
+
+
+def test_scoped_registrations_are_removed_on_exit_so_reruns_can_register_again() -> None:
+    before = list_models()
+    for _ in range(2):  # a second run of the same registration must not be "already registered"
+        with MODELS.scoped():
+            register_model("tiny_net")(_tiny_net)
+            assert "tiny_net" in MODELS
+        assert "tiny_net" not in MODELS
+    assert list_models() == before
+    assert get_model_builder("resnet18") is resnet18
+
+
+def test_scoped_registry_is_restored_after_an_error() -> None:
+    def register_then_fail() -> None:
+        with MODELS.scoped():
+            register_model("tiny_net")(_tiny_net)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        register_then_fail()
+    assert "tiny_net" not in MODELS
 
 
 def test_same_generator_seed_gives_the_same_model() -> None:
     def build(seed: int) -> ImageClassifier:
         return create_model(
-            "resnet18", num_classes=5, generator=torch.Generator().manual_seed(seed)
+            "resnet18", num_classes=5, weights=None, generator=torch.Generator().manual_seed(seed)
         )
 
     a, b, c = build(1), build(1), build(2)
@@ -103,7 +125,12 @@ def test_create_model_with_a_generator_leaves_the_global_rng_alone() -> None:
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    create_model("efficientnet_b0", num_classes=3, generator=torch.Generator().manual_seed(0))
+    create_model(
+        "efficientnet_b0",
+        num_classes=3,
+        weights=None,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -127,6 +154,5 @@ def test_pretrained_head_is_kept_when_the_class_count_matches() -> None:
 
 
 def test_dropout_reaches_the_model() -> None:
-    model = create_model("resnet18", num_classes=3, dropout=0.3)
+    model = create_model("resnet18", num_classes=3, weights=None, dropout=0.3)
     assert model.dropout.p == pytest.approx(0.3)
-    assert get_model_builder("efficientnet_b2")(num_classes=3).dropout.p == pytest.approx(0.3)

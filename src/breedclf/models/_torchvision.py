@@ -8,7 +8,9 @@ Every builder takes the same keyword-only arguments:
 
 * ``weights``: ``None`` (random init), ``"DEFAULT"`` or a variant name of torchvision's
   ``*_Weights`` enum (``"IMAGENET1K_V2"``; downloaded on first use), or a path to a local
-  ``.safetensors`` / ``.pt`` / ``.pth`` file in torchvision or breedclf key format.
+  ``.safetensors`` / ``.pt`` / ``.pth`` file in torchvision or breedclf key format. The
+  variants, their preprocessing, metrics and files: ``list_weights(name)``; each builder's
+  docstring lists them too, generated from the same enum.
 * ``num_classes``: head outputs; ``None`` keeps the weights' head (1000 for ImageNet and for
   random init). A count that differs from pretrained weights raises :class:`ModelError`; use
   ``create_model``, which replaces the head explicitly.
@@ -38,7 +40,9 @@ from breedclf.models._factory import register_model
 from breedclf.models._weights import (
     WeightsVariant,
     build_classifier,
+    document_variants,
     register_key_converter,
+    register_weights,
 )
 from breedclf.preprocessing import PreprocessSpec
 
@@ -87,19 +91,36 @@ def _fetcher(arch: str, weights: Any) -> Callable[[], Mapping[str, torch.Tensor]
     return fetch
 
 
+def _cache_path(weights: Any) -> Callable[[], Path]:
+    # Where torchvision's get_state_dict looks before downloading; $TORCH_HOME is read per call.
+    return lambda: Path(torch.hub.get_dir()) / "checkpoints" / Path(str(weights.url)).name
+
+
+def _variant(arch: str, weights: Any) -> WeightsVariant:
+    meta = weights.meta
+    imagenet = meta.get("_metrics", {}).get("ImageNet-1K", {})
+    return WeightsVariant(
+        name=weights.name,
+        fetch=_fetcher(arch, weights),
+        preprocess=_preprocess_of(weights),
+        num_classes=len(meta["categories"]),
+        num_params=meta["num_params"],
+        local_path=_cache_path(weights),
+        url=weights.url,
+        file_size_mib=meta.get("_file_size"),
+        imagenet_top1=imagenet.get("acc@1"),
+        imagenet_top5=imagenet.get("acc@5"),
+    )
+
+
 @functools.cache
 def _variants(arch: str) -> dict[str, WeightsVariant]:
+    # torchvision's weights enum (ResNet50_Weights) is the one source: iterating it gives the
+    # distinct variants, __members__ adds the DEFAULT alias.
     enum = tvm.get_model_weights(arch)
-    members: dict[str, Any] = dict(enum.__members__)  # includes the DEFAULT alias
-    return {
-        name: WeightsVariant(
-            name=name,
-            fetch=_fetcher(arch, member),
-            preprocess=_preprocess_of(member),
-            num_classes=len(member.meta["categories"]),
-        )
-        for name, member in members.items()
-    }
+    variants = {member.name: _variant(arch, member) for member in enum}
+    members: dict[str, Any] = dict(enum.__members__)
+    return {name: variants[member.name] for name, member in members.items()}
 
 
 # ------------------------------------------------------------------------------------ ResNet
@@ -130,7 +151,6 @@ def _resnet(
         weights=weights,
         num_classes=num_classes,
         dropout=dropout,
-        variants=_variants(arch),
         make_backbone=backbone,
     )
 
@@ -142,10 +162,10 @@ def resnet18(
     """ResNet-18 (torchvision) as a 5-stage :class:`ImageClassifier`.
 
     Args:
-        weights: ``None``, ``"DEFAULT"`` (= ``IMAGENET1K_V1``) or a variant of
-            ``ResNet18_Weights`` (``IMAGENET1K_V1``), or a local weights file.
+        weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
+            weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; ResNets have none, hence 0.0.
 
     Example:
         >>> model = resnet18(weights=None, num_classes=10)
@@ -162,10 +182,10 @@ def resnet34(
     """ResNet-34 (torchvision) as a 5-stage :class:`ImageClassifier`.
 
     Args:
-        weights: ``None``, ``"DEFAULT"`` (= ``IMAGENET1K_V1``) or a variant of
-            ``ResNet34_Weights`` (``IMAGENET1K_V1``), or a local weights file.
+        weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
+            weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; ResNets have none, hence 0.0.
 
     Example:
         >>> model = resnet34(weights=None, num_classes=10)
@@ -182,10 +202,10 @@ def resnet50(
     """ResNet-50 (torchvision) as a 5-stage :class:`ImageClassifier`.
 
     Args:
-        weights: ``None``, ``"DEFAULT"`` (= ``IMAGENET1K_V2``) or a variant of
-            ``ResNet50_Weights`` (``IMAGENET1K_V1``, ``IMAGENET1K_V2``), or a local weights file.
+        weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
+            weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; ResNets have none, hence 0.0.
 
     Example:
         >>> model = resnet50(weights=None, num_classes=10)
@@ -202,10 +222,10 @@ def resnet101(
     """ResNet-101 (torchvision) as a 5-stage :class:`ImageClassifier`.
 
     Args:
-        weights: ``None``, ``"DEFAULT"`` (= ``IMAGENET1K_V2``) or a variant of
-            ``ResNet101_Weights`` (``IMAGENET1K_V1``, ``IMAGENET1K_V2``), or a local weights file.
+        weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
+            weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; ResNets have none, hence 0.0.
 
     Example:
         >>> model = resnet101(weights=None, num_classes=10)
@@ -222,10 +242,10 @@ def resnet152(
     """ResNet-152 (torchvision) as a 5-stage :class:`ImageClassifier`.
 
     Args:
-        weights: ``None``, ``"DEFAULT"`` (= ``IMAGENET1K_V2``) or a variant of
-            ``ResNet152_Weights`` (``IMAGENET1K_V1``, ``IMAGENET1K_V2``), or a local weights file.
+        weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
+            weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; ResNets have none, hence 0.0.
 
     Example:
         >>> model = resnet152(weights=None, num_classes=10)
@@ -260,7 +280,6 @@ def _efficientnet(
         weights=weights,
         num_classes=num_classes,
         dropout=dropout,
-        variants=_variants(arch),
         make_backbone=backbone,
     )
 
@@ -272,10 +291,10 @@ def efficientnet_b0(
     """EfficientNet-B0 (torchvision) as a 9-stage :class:`ImageClassifier`.
 
     Args:
-        weights: ``None``, ``"DEFAULT"`` (= ``IMAGENET1K_V1``) or a variant of
-            ``EfficientNet_B0_Weights`` (``IMAGENET1K_V1``), or a local weights file.
+        weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
+            weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; the default is torchvision's.
 
     Example:
         >>> model = efficientnet_b0(weights=None, num_classes=10)
@@ -294,10 +313,10 @@ def efficientnet_b1(
     """EfficientNet-B1 (torchvision) as a 9-stage :class:`ImageClassifier`.
 
     Args:
-        weights: ``None``, ``"DEFAULT"`` (= ``IMAGENET1K_V2``) or a variant of
-            ``EfficientNet_B1_Weights`` (``IMAGENET1K_V1``, ``IMAGENET1K_V2``), or a local file.
+        weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
+            weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; the default is torchvision's.
 
     Example:
         >>> model = efficientnet_b1(weights=None, num_classes=10)
@@ -316,10 +335,10 @@ def efficientnet_b2(
     """EfficientNet-B2 (torchvision) as a 9-stage :class:`ImageClassifier`.
 
     Args:
-        weights: ``None``, ``"DEFAULT"`` (= ``IMAGENET1K_V1``) or a variant of
-            ``EfficientNet_B2_Weights`` (``IMAGENET1K_V1``), or a local weights file.
+        weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
+            weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; the default is torchvision's.
 
     Example:
         >>> model = efficientnet_b2(weights=None, num_classes=10)
@@ -338,10 +357,10 @@ def efficientnet_b3(
     """EfficientNet-B3 (torchvision) as a 9-stage :class:`ImageClassifier`.
 
     Args:
-        weights: ``None``, ``"DEFAULT"`` (= ``IMAGENET1K_V1``) or a variant of
-            ``EfficientNet_B3_Weights`` (``IMAGENET1K_V1``), or a local weights file.
+        weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
+            weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; the default is torchvision's.
 
     Example:
         >>> model = efficientnet_b3(weights=None, num_classes=10)
@@ -360,10 +379,10 @@ def efficientnet_b4(
     """EfficientNet-B4 (torchvision) as a 9-stage :class:`ImageClassifier`.
 
     Args:
-        weights: ``None``, ``"DEFAULT"`` (= ``IMAGENET1K_V1``) or a variant of
-            ``EfficientNet_B4_Weights`` (``IMAGENET1K_V1``), or a local weights file.
+        weights: ``None`` (random init), ``"DEFAULT"``, a variant listed below, or a local
+            weights file.
         num_classes: Head outputs; ``None`` keeps the weights' head.
-        dropout: Dropout before the head.
+        dropout: Dropout before the head; the default is torchvision's.
 
     Example:
         >>> model = efficientnet_b4(weights=None, num_classes=10)
@@ -377,3 +396,5 @@ def efficientnet_b4(
 
 for _arch in __all__:
     register_key_converter(_arch, _resnet_key if _arch.startswith("resnet") else _efficientnet_key)
+    register_weights(_arch, functools.partial(_variants, _arch))
+    document_variants(globals()[_arch], _arch)

@@ -1,4 +1,5 @@
-"""Weights: reading local files, mapping foreign key names, strict loading with readable errors."""
+"""Weights: the variants of each architecture, reading local files, mapping foreign key names,
+strict loading with readable errors."""
 
 from __future__ import annotations
 
@@ -8,13 +9,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from safetensors.torch import load_file
 
 from breedclf.errors import ConfigurationError, ModelError
 from breedclf.models._classifier import ImageClassifier
 from breedclf.preprocessing import PreprocessSpec
 
-__all__ = ["StateDict", "WeightsVariant", "build_classifier", "load_weights", "read_state_dict"]
+__all__ = [
+    "StateDict",
+    "WeightsInfo",
+    "WeightsVariant",
+    "build_classifier",
+    "describe_weights",
+    "document_variants",
+    "load_weights",
+    "read_state_dict",
+    "register_weights",
+]
 
 StateDict = dict[str, torch.Tensor]
 KeyConverter = Callable[[str], str]
@@ -44,12 +56,134 @@ class WeightsVariant:
         fetch: Returns the state dict (downloads or reads a packaged file).
         preprocess: How inputs must be prepared for these weights.
         num_classes: Outputs of the head the weights were trained with.
+        num_params: Parameters of the architecture with that head.
+        local_path: Where ``fetch`` reads the file without downloading (it may not exist yet).
+        url: Where ``fetch`` downloads the file from; ``None`` for packaged weights.
+        file_size_mib: Size of the file; ``None`` to read it from ``local_path``.
+        imagenet_top1: Published ImageNet-1k validation top-1 accuracy, in percent.
+        imagenet_top5: Published ImageNet-1k validation top-5 accuracy, in percent.
     """
 
     name: str
     fetch: Callable[[], Mapping[str, torch.Tensor]]
     preprocess: PreprocessSpec
     num_classes: int
+    num_params: int
+    local_path: Callable[[], Path]
+    url: str | None = None
+    file_size_mib: float | None = None
+    imagenet_top1: float | None = None
+    imagenet_top5: float | None = None
+
+
+class WeightsInfo(BaseModel):
+    """What :func:`~breedclf.models.list_weights` reports about one pretrained weights variant.
+
+    Attributes:
+        arch: The registered model name.
+        name: The variant name to pass as ``weights=`` (``"IMAGENET1K_V2"``).
+        aliases: Other names that resolve to this variant (``("DEFAULT",)``).
+        num_classes: Outputs of the head the weights were trained with.
+        num_params: Parameters of the model with that head.
+        preprocess: Resize, centre crop, mean/std and interpolation the weights expect;
+            models built from them carry it as ``model.preprocess``.
+        imagenet_top1: Published ImageNet-1k top-1 accuracy in percent (torchvision's
+            ``meta["_metrics"]``), or ``None`` where none is published.
+        imagenet_top5: Published ImageNet-1k top-5 accuracy in percent, or ``None``.
+        url: Download address, or ``None`` for weights shipped in a Python package.
+        file_size_mib: Size of the weights file in MiB (2**20 bytes), as torchvision reports it.
+        local_path: Where the file is read without a download: torch hub's cache
+            (``$TORCH_HOME/hub/checkpoints``) for torchvision weights, the package's file for
+            Lite0. Copying a downloaded file there makes it available offline.
+        available_offline: Whether ``local_path`` exists now, i.e. loading needs no network.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    arch: str
+    name: str
+    aliases: tuple[str, ...]
+    num_classes: int
+    num_params: int
+    preprocess: PreprocessSpec
+    imagenet_top1: float | None
+    imagenet_top5: float | None
+    url: str | None
+    file_size_mib: float | None
+    local_path: Path
+    available_offline: bool
+
+    @property
+    def is_default(self) -> bool:
+        """Whether ``weights="DEFAULT"`` resolves to this variant."""
+        return "DEFAULT" in self.aliases
+
+
+# Per-architecture weights variants, keyed by every accepted name (``DEFAULT`` included);
+# providers are called on first use and may compute their table lazily.
+_WEIGHTS: dict[str, Callable[[], Mapping[str, WeightsVariant]]] = {}
+
+
+def register_weights(arch: str, variants: Callable[[], Mapping[str, WeightsVariant]]) -> None:
+    """Declare the pretrained variants of ``arch``; the one source of builders and listings."""
+    _WEIGHTS[arch] = variants
+
+
+def weights_variants(arch: str) -> Mapping[str, WeightsVariant]:
+    """Every accepted variant name of ``arch`` (aliases included); empty if it has none."""
+    provider = _WEIGHTS.get(arch)
+    return provider() if provider is not None else {}
+
+
+def describe_weights(arch: str) -> list[WeightsInfo]:
+    """One :class:`WeightsInfo` per distinct variant of ``arch``, aliases folded in."""
+    variants = weights_variants(arch)
+    infos: list[WeightsInfo] = []
+    for variant in dict.fromkeys(variants.values()):  # distinct, in declaration order
+        local = variant.local_path()
+        size = variant.file_size_mib
+        if size is None and local.is_file():
+            size = local.stat().st_size / 2**20
+        infos.append(
+            WeightsInfo(
+                arch=arch,
+                name=variant.name,
+                aliases=tuple(k for k, v in variants.items() if v is variant and k != variant.name),
+                num_classes=variant.num_classes,
+                num_params=variant.num_params,
+                preprocess=variant.preprocess,
+                imagenet_top1=variant.imagenet_top1,
+                imagenet_top5=variant.imagenet_top5,
+                url=variant.url,
+                file_size_mib=size,
+                local_path=local,
+                available_offline=local.is_file(),
+            )
+        )
+    return infos
+
+
+def document_variants(builder: Callable[..., object], arch: str) -> None:
+    """Append to ``builder``'s docstring a list of the variants of ``arch``, made from their
+    declarations so that it cannot drift from them."""
+    if builder.__doc__ is not None:  # None under python -OO
+        builder.__doc__ = builder.__doc__.rstrip() + _variants_docstring(arch)
+
+
+def _variants_docstring(arch: str) -> str:
+    variants = weights_variants(arch)
+    lines = []
+    for variant in dict.fromkeys(variants.values()):
+        aliases = [k for k, v in variants.items() if v is variant and k != variant.name]
+        alias = "".join(f" (``{a}``)" for a in aliases)
+        spec = variant.preprocess
+        facts = [f"{spec.input_size} px crop of {spec.resize_size} px, {spec.interpolation}"]
+        if variant.imagenet_top1 is not None:
+            facts.append(f"ImageNet-1k top-1 {variant.imagenet_top1:.2f} %")
+        facts.append("downloaded on first use" if variant.url else "shipped in a package")
+        lines.append(f"        ``{variant.name}``{alias}: {'; '.join(facts)}.")
+    header = f'Weights variants (details: ``list_weights("{arch}")``):'
+    return f"\n\n    {header}\n\n" + "\n".join(lines) + "\n"
 
 
 def read_state_dict(path: str | Path) -> StateDict:
@@ -207,14 +341,14 @@ def build_classifier(
     weights: str | Path | None,
     num_classes: int | None,
     dropout: float,
-    variants: Mapping[str, WeightsVariant],
     make_backbone: Callable[[], tuple[list[torch.nn.Module], int]],
 ) -> ImageClassifier:
     """Shared body of every builder: resolve ``weights``, build, load strictly.
 
-    ``variants`` maps each accepted variant name (``DEFAULT`` included) to its weights; the
-    ``DEFAULT`` variant's preprocessing is used for random init and local files.
+    The variants are those declared with :func:`register_weights`; the ``DEFAULT`` variant's
+    preprocessing is used for random init and local files.
     """
+    variants = weights_variants(arch)
     variant: WeightsVariant | None = None
     state_dict: StateDict | None = None
     if weights is not None:
