@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from breedclf.data import ImageFolderDataset, list_datasets, register_dataset
     from breedclf.errors import BreedclfError, ConfigurationError
     from breedclf.experiment import Experiment, RunResult, load_experiment, run
-    from breedclf.models import create_model, list_models, register_model
+    from breedclf.models import create_model, list_models, list_weights, register_model
     from breedclf.saved_model import Prediction, SavedModel, load_model, save_model
     from breedclf.training import Callback, Trainer
 
@@ -41,6 +41,7 @@ _EXPORTS = {
     "create_model": "breedclf.models",
     "list_datasets": "breedclf.data",
     "list_models": "breedclf.models",
+    "list_weights": "breedclf.models",
     "load_config": "breedclf.config",
     "load_experiment": "breedclf.experiment",
     "load_model": "breedclf.saved_model",
@@ -65,6 +66,7 @@ __all__ = [
     "create_model",
     "list_datasets",
     "list_models",
+    "list_weights",
     "load_config",
     "load_experiment",
     "load_model",

@@ -48,7 +48,7 @@ def demo_config(output_dir: str | Path = "runs/demo", *, epochs: int = 4) -> Exp
             "name": DEMO_NAME,
             "output_dir": str(out),
             "data": {"dataset": "textures", "root": str(out / "data"), "image_size": 96},
-            "model": {"name": "efficientnet_lite0", "weights": "DEFAULT", "dropout": 0.2},
+            "model": {"name": "efficientnet_lite0", "weights": "DEFAULT"},
             "optimizer": {"name": "adamw", "lr": 2e-3, "backbone_lr": 5e-4},
             "scheduler": {"name": "cosine", "warmup_epochs": 0.5},
             "training": {"epochs": epochs, "batch_size": 16, "evaluate_test": True, "seed": 0},
