@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import random
 import re
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import ClassVar, TypeVar
 
 from breedclf._registry import Registry
 from breedclf.config import DataConfig, SplitConfig
-from breedclf.data._images import IMAGE_EXTENSIONS
+from breedclf.data._walk import list_subfolders, walk_tree
 from breedclf.errors import DatasetError
 
 __all__ = [
@@ -106,7 +105,8 @@ class ImageFolderDataset:
     * ``root/<class>/<image>``, split into train/valid/test by a seeded, stratified
       ``config.split``.
 
-    Hidden folders and files (``.ipynb_checkpoints``, ``.DS_Store``) are never classes or samples.
+    Hidden and ``__`` names (``.ipynb_checkpoints``, ``.DS_Store``, ``__MACOSX``) are never classes
+    or samples; folder links are followed (cycles are not entered).
     Subclasses change how folder names become labels (:meth:`parse_class_name`), how labels get
     indices (:meth:`class_order`), or where files come from (:meth:`resolve_root`).
     """
@@ -247,13 +247,9 @@ def stratified_split(
     return train, valid, test
 
 
-def _is_hidden(name: str) -> bool:
-    return name.startswith((".", "__"))
-
-
 def _find_split_dirs(root: Path) -> dict[str, Path]:
+    children = {p.name.lower(): p for p in list_subfolders(root)}
     found: dict[str, Path] = {}
-    children = {p.name.lower(): p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)}
     for split, aliases in SPLIT_NAMES.items():
         for alias in aliases:
             if alias in children:
@@ -263,7 +259,7 @@ def _find_split_dirs(root: Path) -> dict[str, Path]:
 
 
 def _class_folders(directory: Path) -> list[str]:
-    folders = [p.name for p in directory.iterdir() if p.is_dir() and not _is_hidden(p.name)]
+    folders = [p.name for p in list_subfolders(directory)]
     if not folders:
         raise DatasetError(
             f"{directory} has no class folders: expected {directory}/<class name>/<image files>"
@@ -272,18 +268,14 @@ def _class_folders(directory: Path) -> list[str]:
 
 
 def _samples(directory: Path, index: dict[str, int], *, source: str = "") -> list[Sample]:
+    """The images of every class folder of ``directory``, walked by the shared tree rules."""
     samples: list[Sample] = []
-    for folder in sorted(p for p in directory.iterdir() if p.is_dir() and not _is_hidden(p.name)):
+    for folder in list_subfolders(directory):
         if folder.name not in index:
             raise DatasetError(
                 f"class folder {folder.name!r} in the {source or 'dataset'} split of "
                 f"{directory.parent} does not exist in the train split"
             )
         target = index[folder.name]
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
-            for filename in sorted(filenames):
-                if _is_hidden(filename) or Path(filename).suffix.lower() not in IMAGE_EXTENSIONS:
-                    continue
-                samples.append(Sample(Path(dirpath) / filename, target))
+        samples += [Sample(e.path, target) for e in walk_tree(folder) if e.kind == "image"]
     return samples
