@@ -139,7 +139,7 @@ def test_every_class_keeps_a_training_image() -> None:
     samples = [Sample(Path(f"{i}.jpg"), 0) for i in range(1)] + [
         Sample(Path(f"b{i}.jpg"), 1) for i in range(2)
     ]
-    train, _, _ = stratified_split(samples, SplitConfig(valid=0.5, test=0.4))
+    train, _, _ = stratified_split(samples, SplitConfig(valid=0.5, test=0.4), root=Path())
     assert {s.target for s in train} == {0, 1}
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
-import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ __all__ = [
     "create_dataset",
     "list_datasets",
     "register_dataset",
+    "stratified_split",
 ]
 
 SPLIT_NAMES: dict[str, tuple[str, ...]] = {
@@ -43,12 +44,24 @@ class Sample:
 
 @dataclass(frozen=True)
 class DatasetSplits:
-    """Class names (index order) and the samples of each split."""
+    """Class names (index order) and the samples of each split.
+
+    Attributes:
+        classes: Labels, in class-index order.
+        train: Training samples.
+        valid: Validation samples.
+        test: Test samples.
+        roots: The folder of each split that has one of its own (always ``train``; ``valid`` and
+            ``test`` unless they were carved out of train).
+        dataset: The registered dataset name the splits were read by.
+    """
 
     classes: list[str]
     train: list[Sample]
     valid: list[Sample]
     test: list[Sample] = field(default_factory=list)
+    roots: dict[str, Path] = field(kw_only=True)
+    dataset: str = field(kw_only=True)
 
     def split(self, name: str) -> list[Sample]:
         """The samples of ``name`` (``train``, ``valid`` or ``test``)."""
@@ -98,17 +111,19 @@ def create_dataset(config: DataConfig) -> ImageFolderDataset:
 class ImageFolderDataset:
     """Any tree of class folders, split or not.
 
-    Two layouts are understood:
+    Three layouts are understood:
 
     * ``root/{train,valid,test}/<class>/<image>`` (``val``/``validation`` also accepted; a missing
       ``valid`` or ``test`` split is carved out of ``train`` with ``config.split``);
-    * ``root/<class>/<image>``, split into train/valid/test by a seeded, stratified
-      ``config.split``.
+    * ``root/<class>/<image>``: every split is carved out of it with ``config.split``;
+    * ``train_root/<class>/<image>`` with optional ``valid_root`` and ``test_root`` (SageMaker
+      channels); a missing one is carved out of ``train_root``.
 
-    Hidden and ``__`` names (``.ipynb_checkpoints``, ``.DS_Store``, ``__MACOSX``) are never classes
-    or samples; folder links are followed (cycles are not entered).
-    Subclasses change how folder names become labels (:meth:`parse_class_name`), how labels get
-    indices (:meth:`class_order`), or where files come from (:meth:`resolve_root`).
+    Carving is stratified per class and stable per file (see :func:`stratified_split`). Hidden
+    and ``__`` names (``.ipynb_checkpoints``, ``__MACOSX``) are never classes or samples; folder
+    links are followed. Subclasses change how folder names become labels
+    (:meth:`parse_class_name`), how labels get indices (:meth:`class_order`), or where files
+    come from (:meth:`resolve_root`).
     """
 
     name: ClassVar[str] = "imagefolder"
@@ -120,12 +135,41 @@ class ImageFolderDataset:
         """The dataset root directory; raises :class:`DatasetError` if it is unusable."""
         if self.config.root is None:
             raise DatasetError(
-                f"dataset {self.name!r} needs data.root: the folder that holds the class folders"
+                f"dataset {self.name!r} needs data.root (the folder that holds the class "
+                f"folders) or data.train_root"
             )
         root = Path(self.config.root).expanduser()
         if not root.is_dir():
             raise DatasetError(f"data.root {root} does not exist or is not a directory")
         return root
+
+    def resolve_split_roots(self) -> dict[str, Path]:
+        """The folder of class folders of each split that has one; always includes ``train``.
+
+        From ``data.train_root``/``valid_root``/``test_root`` when given, else from the split
+        sub-folders of :meth:`resolve_root`, else ``{"train": root}`` (everything carved).
+        """
+        cfg = self.config
+        if cfg.train_root is not None:
+            given = {"train": cfg.train_root, "valid": cfg.valid_root, "test": cfg.test_root}
+            roots: dict[str, Path] = {}
+            for split, folder in given.items():
+                if folder is None:
+                    continue
+                path = Path(folder).expanduser()
+                if not path.is_dir():
+                    raise DatasetError(
+                        f"data.{split}_root {path} does not exist or is not a directory"
+                    )
+                roots[split] = path
+            return roots
+        root = self.resolve_root()
+        found = _find_split_dirs(root)
+        if not found:
+            return {"train": root}
+        if "train" not in found:
+            raise DatasetError(f"{root} has {', '.join(sorted(found))} folders but no train folder")
+        return found
 
     def parse_class_name(self, folder: str) -> str:
         """Human-readable label of a class folder (default: the folder name)."""
@@ -137,42 +181,38 @@ class ImageFolderDataset:
 
     def load_splits(self) -> DatasetSplits:
         """Discover classes and samples of every split."""
-        root = self.resolve_root()
-        split_dirs = _find_split_dirs(root)
-        if not split_dirs:
-            folders = _class_folders(root)
-            order = self.class_order(folders)
-            index = {f: i for i, f in enumerate(order)}
-            everything = _samples(root, index)
-            train, valid, test = stratified_split(everything, self.config.split)
-        else:
-            if "train" not in split_dirs:
-                raise DatasetError(
-                    f"{root} has {', '.join(sorted(split_dirs))} folders but no train folder"
-                )
-            folders = _class_folders(split_dirs["train"])
-            order = self.class_order(folders)
-            index = {f: i for i, f in enumerate(order)}
-            per_split = {
-                name: _samples(path, index, source=name) for name, path in split_dirs.items()
-            }
-            train = per_split["train"]
-            has_valid, has_test = "valid" in per_split, "test" in per_split
-            valid, test = per_split.get("valid", []), per_split.get("test", [])
-            if not (has_valid and has_test):
-                # A missing held-out split is carved out of train, stratified and seeded.
-                cfg = SplitConfig(
-                    valid=0.0 if has_valid else self.config.split.valid,
-                    test=0.0 if has_test else self.config.split.test,
-                    seed=self.config.split.seed,
-                )
-                train, carved_valid, carved_test = stratified_split(train, cfg)
-                valid = valid if has_valid else carved_valid
-                test = test if has_test else carved_test
-        classes = [self.parse_class_name(f) for f in order]
+        roots = self.resolve_split_roots()
+        order = self._class_folders(roots["train"])
+        index = {f: i for i, f in enumerate(order)}
+        found = {
+            name: _samples(folder, index, name, roots["train"]) for name, folder in roots.items()
+        }
+        train = found["train"]
         if not train:
-            raise DatasetError(f"no training images found under {root}")
-        return DatasetSplits(classes=classes, train=train, valid=valid, test=test)
+            raise DatasetError(f"no training images found under {roots['train']}")
+        carve = SplitConfig(
+            valid=0.0 if "valid" in roots else self.config.split.valid,
+            test=0.0 if "test" in roots else self.config.split.test,
+            seed=self.config.split.seed,
+        )
+        train, carved_valid, carved_test = stratified_split(train, carve, root=roots["train"])
+        return DatasetSplits(
+            classes=[self.parse_class_name(f) for f in order],
+            train=train,
+            valid=found.get("valid", carved_valid),
+            test=found.get("test", carved_test),
+            roots=roots,
+            dataset=self.name,
+        )
+
+    def _class_folders(self, train: Path) -> list[str]:
+        """Class folder names of the training folder, in index order."""
+        folders = [p.name for p in list_subfolders(train)]
+        if not folders:
+            raise DatasetError(
+                f"{train} has no class folders: expected {train}/<class name>/<image files>"
+            )
+        return self.class_order(folders)
 
 
 _DOG_FOLDER = re.compile(r"^(\d{3})\.(.+)$")
@@ -220,31 +260,49 @@ class DogImagesDataset(ImageFolderDataset):
 
 
 def stratified_split(
-    samples: list[Sample], config: SplitConfig
+    samples: list[Sample], config: SplitConfig, *, root: Path
 ) -> tuple[list[Sample], list[Sample], list[Sample]]:
-    """Split samples per class with a seeded shuffle: train, valid, test.
+    """Split samples per class, stably per file: train, valid, test.
 
-    Each class keeps at least one training image; ``n × fraction`` images of a class (rounded,
-    halves up) go to valid and to test.
+    Each class's files are ranked by the SHA-256 of ``"<seed>:<path relative to root>"`` (the
+    relative path starts with the class folder). The first ``n × valid`` of a class (rounded,
+    halves up) go to valid, the next ``n × test`` to test, the rest to train; each class keeps at
+    least one training image. A file's rank depends only on its own name, so changing one
+    class never moves a file of another, and adding or removing one file of a class moves at
+    most 3 of its other files (one across each boundary whose count changes; usually none).
+    Every output keeps the order of ``samples``.
+
+    Args:
+        samples: Labelled files, all under ``root``.
+        config: Fractions and seed.
+        root: The folder of class folders; keys are relative to it, so a moved dataset (or the
+            same files under a SageMaker channel) splits the same way.
+
+    Raises:
+        DatasetError: A sample is not under ``root``.
     """
-    by_class: dict[int, list[Sample]] = {}
-    for sample in sorted(samples, key=lambda s: (s.target, str(s.path))):
-        by_class.setdefault(sample.target, []).append(sample)
-    rng = random.Random(config.seed)
-    train: list[Sample] = []
-    valid: list[Sample] = []
-    test: list[Sample] = []
-    for target in sorted(by_class):
-        items = by_class[target]
-        rng.shuffle(items)
-        n = len(items)
+    by_class: dict[int, list[tuple[bytes, str, Sample]]] = {}
+    for sample in samples:
+        try:
+            relative = sample.path.relative_to(root).as_posix()
+        except ValueError:
+            raise DatasetError(f"{sample.path} is not under the split root {root}") from None
+        key = hashlib.sha256(f"{config.seed}:{relative}".encode()).digest()
+        by_class.setdefault(sample.target, []).append((key, relative, sample))
+    assigned: dict[Path, str] = {}
+    for ranked in by_class.values():
+        ranked.sort(key=lambda item: item[:2])
+        n = len(ranked)
         # Round half up (Python's round() halves to even: 5 images x 10 % would give 0).
         n_valid = min(math.floor(n * config.valid + 0.5), max(n - 1, 0))
         n_test = min(math.floor(n * config.test + 0.5), max(n - 1 - n_valid, 0))
-        valid += items[:n_valid]
-        test += items[n_valid : n_valid + n_test]
-        train += items[n_valid + n_test :]
-    return train, valid, test
+        for rank, (_, _, sample) in enumerate(ranked):
+            split = "valid" if rank < n_valid else "test" if rank < n_valid + n_test else "train"
+            assigned[sample.path] = split
+    parts: dict[str, list[Sample]] = {name: [] for name in SPLIT_NAMES}
+    for sample in samples:
+        parts[assigned[sample.path]].append(sample)
+    return parts["train"], parts["valid"], parts["test"]
 
 
 def _find_split_dirs(root: Path) -> dict[str, Path]:
@@ -258,23 +316,14 @@ def _find_split_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
-def _class_folders(directory: Path) -> list[str]:
-    folders = [p.name for p in list_subfolders(directory)]
-    if not folders:
-        raise DatasetError(
-            f"{directory} has no class folders: expected {directory}/<class name>/<image files>"
-        )
-    return folders
-
-
-def _samples(directory: Path, index: dict[str, int], *, source: str = "") -> list[Sample]:
+def _samples(directory: Path, index: dict[str, int], split: str, train: Path) -> list[Sample]:
     """The images of every class folder of ``directory``, walked by the shared tree rules."""
     samples: list[Sample] = []
     for folder in list_subfolders(directory):
         if folder.name not in index:
             raise DatasetError(
-                f"class folder {folder.name!r} in the {source or 'dataset'} split of "
-                f"{directory.parent} does not exist in the train split"
+                f"class folder {folder.name!r} in the {split} split ({directory}) does not exist "
+                f"in the train split ({train})"
             )
         target = index[folder.name]
         samples += [Sample(e.path, target) for e in walk_tree(folder) if e.kind == "image"]
