@@ -1,7 +1,8 @@
-"""Stable, stratified splits and per-split data roots."""
+"""Stable, stratified splits; the split manifest; per-split data roots."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from PIL import Image
 
 from breedclf.config import DataConfig, ExperimentConfig, SplitConfig, validate_config
-from breedclf.data import DatasetSplits, Sample, create_dataset, stratified_split
+from breedclf.data import DatasetSplits, Sample, create_dataset, load_manifest, stratified_split
 from breedclf.errors import ConfigurationError, DatasetError
 from tests.conftest import jpeg_bytes
 from tests.data.test_datasets import make_dog_tree
@@ -98,6 +99,95 @@ def test_split_depends_on_paths_relative_to_the_class_folders(tmp_path: Path) ->
         for other in (channel, nested):
             root = tmp_path / "channels" / "train"
             assert [s.path.relative_to(root) for s in other.split(name)] == expected
+
+
+# ------------------------------------------------------------------------------ manifest
+
+
+def _relative(splits: DatasetSplits) -> dict[str, list[tuple[str, int]]]:
+    out = {}
+    for name in ("train", "valid", "test"):
+        base = splits.roots.get(name, splits.roots["train"])
+        out[name] = [(s.path.relative_to(base).as_posix(), s.target) for s in splits.split(name)]
+    return out
+
+
+def test_manifest_round_trips_and_ignores_files_added_later(tmp_path: Path) -> None:
+    _write_classes(tmp_path / "data", {"cats": 8, "dogs": 6})
+    config = DataConfig(root=tmp_path / "data", split=SplitConfig(valid=0.25, test=0.25))
+    splits = create_dataset(config).load_splits()
+    path = splits.write_manifest(tmp_path / "run" / "splits.json")
+    assert load_manifest(path, config) == splits
+    record = json.loads(path.read_text())
+    assert record["format"] == "breedclf.splits"
+    assert record["version"] == 1
+    assert record["dataset"] == "imagefolder"
+    assert record["classes"] == ["cats", "dogs"]
+    assert record["splits"]["valid"]["source"] == "train"
+    listed = [item for split in record["splits"].values() for item in split["files"]]
+    assert ["dogs/dogs_000.jpg", 1] in listed
+    assert len(listed) == 14
+    (tmp_path / "data" / "dogs" / "dogs_new.jpg").write_bytes(_image(50))
+    assert load_manifest(path, config) == splits
+
+
+def test_manifest_resolves_a_moved_dataset_and_sagemaker_channels(tmp_path: Path) -> None:
+    make_dog_tree(tmp_path / "dogImages")
+    shutil.rmtree(tmp_path / "dogImages" / "valid")
+    config = DataConfig(dataset="dogimages", root=tmp_path / "dogImages")
+    splits = create_dataset(config).load_splits()
+    assert splits.counts() == {"train": 13, "valid": 3, "test": 12}
+    manifest = splits.write_manifest(tmp_path / "splits.json")
+
+    shutil.move(tmp_path / "dogImages", tmp_path / "input" / "data")
+    data = tmp_path / "input" / "data"
+    channels = DataConfig(dataset="dogimages", train_root=data / "train", test_root=data / "test")
+    loaded = load_manifest(manifest, channels)
+    assert loaded.classes == splits.classes
+    assert _relative(loaded) == _relative(splits)
+    assert all(s.path.is_file() for s in loaded.train + loaded.valid + loaded.test)
+    assert loaded.roots == {"train": data / "train", "test": data / "test"}
+
+
+def test_manifest_refuses_gone_files_with_count_and_names(tmp_path: Path) -> None:
+    _write_classes(tmp_path / "data", {"cats": 8, "dogs": 6})
+    config = DataConfig(root=tmp_path / "data")
+    manifest = create_dataset(config).load_splits().write_manifest(tmp_path / "splits.json")
+    for i in (1, 2, 5):
+        (tmp_path / "data" / "dogs" / f"dogs_{i:03d}.jpg").unlink()
+    with pytest.raises(
+        DatasetError,
+        match=r"3 of the 14 files listed in .*splits\.json are gone, e\.g\. "
+        r"\S+/data/dogs/dogs_00[125]\.jpg, \S+/dogs_00[125]\.jpg, \S+/dogs_00[125]\.jpg: the",
+    ):
+        load_manifest(manifest, config)
+
+
+def test_manifest_refuses_other_classes_other_datasets_and_bad_files(tmp_path: Path) -> None:
+    make_dog_tree(tmp_path / "dogs")
+    config = DataConfig(dataset="dogimages", root=tmp_path / "dogs")
+    manifest = create_dataset(config).load_splits().write_manifest(tmp_path / "splits.json")
+    with pytest.raises(DatasetError, match=r"records splits of dataset 'dogimages'.*'imagefolder'"):
+        load_manifest(manifest, DataConfig(root=tmp_path / "dogs"))
+    (tmp_path / "dogs" / "train" / "004.Beagle").mkdir()
+    with pytest.raises(DatasetError, match=r"classes in .* differ .*: 1 new \(Beagle\)"):
+        load_manifest(manifest, config)
+    shutil.rmtree(tmp_path / "dogs" / "train" / "004.Beagle")
+    record = json.loads(manifest.read_text())
+    record["version"] = 2
+    manifest.write_text(json.dumps(record))
+    with pytest.raises(DatasetError, match=r"manifest version 2; this breedclf reads version 1"):
+        load_manifest(manifest, config)
+    record["version"] = 1
+    record["splits"]["test"]["files"][0] = ["../../etc/passwd", 0]
+    manifest.write_text(json.dumps(record))
+    with pytest.raises(DatasetError, match=r"is corrupt: bad entry \['\.\./\.\./etc/passwd', 0\]"):
+        load_manifest(manifest, config)
+    manifest.write_text("{}")
+    with pytest.raises(DatasetError, match="is not a breedclf split manifest"):
+        load_manifest(manifest, config)
+    with pytest.raises(DatasetError, match=r"split manifest .*nope\.json does not exist"):
+        load_manifest(tmp_path / "nope.json", config)
 
 
 # ------------------------------------------------------------------------- per-split roots

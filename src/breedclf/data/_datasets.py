@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import ClassVar, TypeVar
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar, Literal, TypeVar
 
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, ValidationError
+
+from breedclf._io import atomic_path
 from breedclf._registry import Registry
 from breedclf.config import DataConfig, SplitConfig
 from breedclf.data._walk import list_subfolders, walk_tree
@@ -23,6 +27,7 @@ __all__ = [
     "Sample",
     "create_dataset",
     "list_datasets",
+    "load_manifest",
     "register_dataset",
     "stratified_split",
 ]
@@ -32,6 +37,12 @@ SPLIT_NAMES: dict[str, tuple[str, ...]] = {
     "valid": ("valid", "val", "validation"),
     "test": ("test", "testing"),
 }
+
+SplitName = Literal["train", "valid", "test"]
+
+MANIFEST_FORMAT = "breedclf.splits"
+MANIFEST_VERSION = 1
+"""Version of the ``splits.json`` layout written by :meth:`DatasetSplits.write_manifest`."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ class DatasetSplits:
         valid: Validation samples.
         test: Test samples.
         roots: The folder of each split that has one of its own (always ``train``; ``valid`` and
-            ``test`` unless they were carved out of train).
+            ``test`` unless they were carved out of train). Manifest paths are relative to these.
         dataset: The registered dataset name the splits were read by.
     """
 
@@ -73,6 +84,83 @@ class DatasetSplits:
     def counts(self) -> dict[str, int]:
         """Number of images per split."""
         return {name: len(self.split(name)) for name in SPLIT_NAMES}
+
+    def write_manifest(self, path: str | Path) -> Path:
+        """Write the exact split assignment to ``path`` (``splits.json``), atomically.
+
+        The file holds the dataset name, the classes and, per split, the folder its files are
+        relative to (``source``: the split's own folder, or ``train`` when it was carved out of
+        train) and the ``[relative path, target]`` of every file, one per line. Read it back with
+        :func:`load_manifest`, from the same data or a moved copy of it.
+
+        Example:
+            >>> splits.write_manifest(run_dir / "splits.json")  # doctest: +SKIP
+            >>> load_manifest(run_dir / "splits.json", config.data)  # doctest: +SKIP
+
+        Raises:
+            DatasetError: A sample does not lie under its split's folder (hand-built splits).
+        """
+        splits: dict[str, tuple[str, list[tuple[str, int]]]] = {}
+        for name in SPLIT_NAMES:
+            source = name if name in self.roots else "train"
+            if source not in self.roots:
+                raise DatasetError(f"DatasetSplits.roots has no train folder: {self.roots}")
+            base = self.roots[source]
+            files = []
+            for sample in self.split(name):
+                try:
+                    relative = sample.path.relative_to(base).as_posix()
+                except ValueError:
+                    raise DatasetError(
+                        f"{sample.path} of the {name} split is not under its folder {base}"
+                    ) from None
+                files.append((relative, sample.target))
+            splits[name] = (source, files)
+        target = Path(path)
+        with atomic_path(target) as tmp:
+            tmp.write_text(self._manifest_text(splits), encoding="utf-8")
+        return target
+
+    def _manifest_text(self, splits: dict[str, tuple[str, list[tuple[str, int]]]]) -> str:
+        """JSON with one file per line, so two manifests diff line by line."""
+
+        def dump(value: object) -> str:
+            return json.dumps(value, ensure_ascii=False)
+
+        lines = [
+            "{",
+            f'  "format": {dump(MANIFEST_FORMAT)},',
+            f'  "version": {MANIFEST_VERSION},',
+            f'  "dataset": {dump(self.dataset)},',
+            f'  "classes": {dump(self.classes)},',
+            '  "splits": {',
+        ]
+        for i, (name, (source, files)) in enumerate(splits.items()):
+            lines.append(f'    {dump(name)}: {{"source": {dump(source)}, "files": [')
+            lines += [
+                f"      {dump(list(item))}{',' if j < len(files) - 1 else ''}"
+                for j, item in enumerate(files)
+            ]
+            lines.append(f"    ]}}{',' if i < len(splits) - 1 else ''}")
+        lines += ["  }", "}", ""]
+        return "\n".join(lines)
+
+
+class _ManifestSplit(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    source: SplitName
+    files: list[tuple[str, NonNegativeInt]]
+
+
+class _Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    format: Literal["breedclf.splits"]
+    version: Literal[1]
+    dataset: str
+    classes: list[str]
+    splits: dict[SplitName, _ManifestSplit]
 
 
 D = TypeVar("D", bound=type["ImageFolderDataset"])
@@ -105,6 +193,19 @@ def list_datasets(pattern: str = "*") -> list[str]:
 def create_dataset(config: DataConfig) -> ImageFolderDataset:
     """Instantiate the dataset named by ``config.dataset``."""
     return DATASETS.get(config.dataset)(config)
+
+
+def load_manifest(path: str | Path, config: DataConfig) -> DatasetSplits:
+    """Read the splits recorded by :meth:`DatasetSplits.write_manifest`, resolved against the data
+    that ``config`` points at (``data.root`` or the per-split roots; it may have moved).
+
+    Equivalent to ``create_dataset(config).load_manifest(path)``.
+
+    Raises:
+        DatasetError: The file is missing or not a manifest, was written for another dataset,
+            the classes differ, or files it lists are gone.
+    """
+    return create_dataset(config).load_manifest(path)
 
 
 @register_dataset("imagefolder")
@@ -201,6 +302,62 @@ class ImageFolderDataset:
             train=train,
             valid=found.get("valid", carved_valid),
             test=found.get("test", carved_test),
+            roots=roots,
+            dataset=self.name,
+        )
+
+    def load_manifest(self, path: str | Path) -> DatasetSplits:
+        """The splits recorded in a ``splits.json``, resolved against this dataset's folders.
+
+        Files added to the data since the manifest was written are not used; the classes must be
+        the same, and every listed file must still exist.
+
+        Raises:
+            DatasetError: The file is missing or not a manifest, was written for another dataset,
+                the classes differ, or files it lists are gone.
+        """
+        file = Path(path)
+        manifest = _read_manifest(file)
+        if manifest.dataset != self.name:
+            raise DatasetError(
+                f"{file} records splits of dataset {manifest.dataset!r}, but data.dataset is "
+                f"{self.name!r}; use the data config the manifest was written with"
+            )
+        roots = self.resolve_split_roots()
+        classes = [self.parse_class_name(f) for f in self._class_folders(roots["train"])]
+        if classes != manifest.classes:
+            raise DatasetError(
+                f"the classes in {roots['train']} differ from those in {file}: "
+                f"{_describe_class_change(manifest.classes, classes)}"
+            )
+        samples: dict[str, list[Sample]] = {name: [] for name in SPLIT_NAMES}
+        missing: list[str] = []
+        for name, entry in manifest.splits.items():
+            if entry.source not in roots:
+                raise DatasetError(
+                    f"{file} lists {name} files relative to a {entry.source} folder, but this "
+                    f"data has none (folders: {', '.join(sorted(roots))})"
+                )
+            base = roots[entry.source]
+            for relative, target in entry.files:
+                rel = PurePosixPath(relative)
+                if rel.is_absolute() or ".." in rel.parts or target >= len(classes):
+                    raise DatasetError(f"{file} is corrupt: bad entry {[relative, target]}")
+                sample = Sample(base.joinpath(*rel.parts), target)
+                if not sample.path.is_file():
+                    missing.append(str(sample.path))
+                samples[name].append(sample)
+        if missing:
+            total = sum(len(entry.files) for entry in manifest.splits.values())
+            raise DatasetError(
+                f"{len(missing)} of the {total} files listed in {file} are gone, e.g. "
+                f"{', '.join(missing[:5])}: the data changed since the splits were recorded"
+            )
+        return DatasetSplits(
+            classes=classes,
+            train=samples["train"],
+            valid=samples["valid"],
+            test=samples["test"],
             roots=roots,
             dataset=self.name,
         )
@@ -303,6 +460,48 @@ def stratified_split(
     for sample in samples:
         parts[assigned[sample.path]].append(sample)
     return parts["train"], parts["valid"], parts["test"]
+
+
+def _read_manifest(file: Path) -> _Manifest:
+    """Parse and validate a ``splits.json``, or raise a DatasetError saying what is wrong."""
+    try:
+        text = file.read_text(encoding="utf-8")
+        data: Any = json.loads(text)
+    except FileNotFoundError:
+        raise DatasetError(f"split manifest {file} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{file} is not a readable split manifest: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise DatasetError(
+            f"{file} is not a breedclf split manifest (no format {MANIFEST_FORMAT!r})"
+        )
+    version = data.get("version")
+    if version != MANIFEST_VERSION:
+        raise DatasetError(
+            f"{file} has split manifest version {version!r}; this breedclf reads version "
+            f"{MANIFEST_VERSION} (a newer breedclf wrote it?)"
+        )
+    try:
+        return _Manifest.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise DatasetError(f"{file} is corrupt: {where}: {first['msg']}") from None
+
+
+def _describe_class_change(recorded: list[str], current: list[str]) -> str:
+    """'2 new: a, b; 1 gone: c' or the first index whose class differs."""
+    new = [c for c in current if c not in recorded]
+    gone = [c for c in recorded if c not in current]
+    parts = []
+    if new:
+        parts.append(f"{len(new)} new ({', '.join(new[:5])})")
+    if gone:
+        parts.append(f"{len(gone)} gone ({', '.join(gone[:5])})")
+    if parts:
+        return "; ".join(parts)
+    at = next(i for i, (a, b) in enumerate(zip(recorded, current, strict=True)) if a != b)
+    return f"same classes in another order (index {at}: {recorded[at]!r} became {current[at]!r})"
 
 
 def _find_split_dirs(root: Path) -> dict[str, Path]:
