@@ -199,7 +199,11 @@ def predict(
 def data_check(
     path: Annotated[Path, typer.Argument(help="Dataset folder to scan.")],
 ) -> None:
-    """Decode every image under PATH; list corrupt or truncated files (exit 1 if any)."""
+    """Decode every image under PATH; list corrupt or truncated files (exit 1 if any).
+
+    PATH is walked by the rules training uses: hidden and ``__`` names (``__MACOSX``) skipped,
+    folder links followed, links looping back to a parent folder reported and not entered.
+    """
     from breedclf.data import check_images
 
     report = check_images(path)
@@ -210,6 +214,10 @@ def data_check(
             typer.echo(f"  {p}")
     if report.other_files:
         typer.echo(f"ignored {len(report.other_files)} non-image files")
+    if report.symlink_loops:
+        typer.echo(f"did not enter {len(report.symlink_loops)} links back to a parent folder:")
+        for p in report.symlink_loops[:5]:
+            typer.echo(f"  {p}")
     if report.bad:
         typer.echo(f"{len(report.bad)} unreadable images (training skips them):")
         for p, reason in report.bad:

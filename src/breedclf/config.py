@@ -91,9 +91,14 @@ class BaseConfig(BaseModel):
 
 
 class SplitConfig(BaseConfig):
-    """How to split one folder of class sub-folders into train/valid/test (stratified, seeded).
+    """How valid/test are carved out of the training folder (stratified, stable per file).
 
-    Used only when the dataset root has no ``train/`` ``valid/`` ``test/`` sub-folders.
+    Used for the splits that have no folder of their own: all of them when the dataset root holds
+    class folders directly, a missing ``valid``/``test`` otherwise. Within each class, files are
+    ranked by a hash of ``(seed, "<class folder>/<path in it>")``; the first
+    ``round(n × valid)`` go to valid, the next ``round(n × test)`` to test (halves round up; at
+    least one image per class stays in train). A file's split therefore never depends on other
+    classes, and adding or removing one file of a class moves at most 3 other files of that class.
     """
 
     valid: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
@@ -135,7 +140,12 @@ class DataConfig(BaseConfig):
         root: Dataset root: either ``train/ valid/ test/`` sub-folders of class folders, or
             class folders directly (then ``split`` applies). Optional for datasets that
             materialise themselves (``textures``).
-        split: Seeded stratified split for a root without split sub-folders.
+        train_root: Instead of ``root``, a folder of class folders for each split, e.g. the
+            SageMaker channels ``/opt/ml/input/data/train``. Class folders are read from here.
+        valid_root: Class folders of the validation split (needs ``train_root``); when absent,
+            valid is carved out of ``train_root`` with ``split``.
+        test_root: Class folders of the test split, like ``valid_root``.
+        split: Stratified, stable split carving the splits that have no folder of their own.
         image_size: Override of the model's input size (pixels); ``None`` keeps the model's.
         num_workers: DataLoader worker processes; ``"auto"`` picks from the CPU count.
         augment: Training augmentation.
@@ -143,10 +153,32 @@ class DataConfig(BaseConfig):
 
     dataset: str = "imagefolder"
     root: Path | None = None
+    train_root: Path | None = None
+    valid_root: Path | None = None
+    test_root: Path | None = None
     split: SplitConfig = SplitConfig()
     image_size: PositiveInt | None = None
     num_workers: NonNegativeInt | Literal["auto"] = "auto"
     augment: AugmentConfig = AugmentConfig()
+
+    @model_validator(mode="after")
+    def _check_roots(self) -> DataConfig:
+        per_split = [
+            name
+            for name in ("train_root", "valid_root", "test_root")
+            if getattr(self, name) is not None
+        ]
+        if self.root is not None and per_split:
+            raise ValueError(
+                f"give either root or per-split roots, not both: root is set and so is "
+                f"{', '.join(per_split)}; drop root to read each split from its own folder"
+            )
+        if per_split and self.train_root is None:
+            raise ValueError(
+                f"{', '.join(per_split)} needs train_root too: the class folders are read from "
+                f"the training split"
+            )
+        return self
 
 
 # -------------------------------------------------------------------------------------- model

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data as skimage_data
 
 from breedclf.config import DataConfig, SplitConfig
 from breedclf.data import (
@@ -137,7 +139,7 @@ def test_every_class_keeps_a_training_image() -> None:
     samples = [Sample(Path(f"{i}.jpg"), 0) for i in range(1)] + [
         Sample(Path(f"b{i}.jpg"), 1) for i in range(2)
     ]
-    train, _, _ = stratified_split(samples, SplitConfig(valid=0.5, test=0.4))
+    train, _, _ = stratified_split(samples, SplitConfig(valid=0.5, test=0.4), root=Path())
     assert {s.target for s in train} == {0, 1}
 
 
@@ -178,3 +180,54 @@ def test_textures_dataset_is_real_and_disjoint(textures_root: Path) -> None:
     assert splits.counts() == {"train": 180, "valid": 45, "test": 45}
     with Image.open(splits.test[0].path) as image:
         assert 64 <= image.size[0] <= 96
+    names = ("train", "valid", "test")
+    files = {name: {s.path.resolve() for s in splits.split(name)} for name in names}
+    assert not (files["train"] & files["valid"] or files["train"] & files["test"])
+    assert not files["valid"] & files["test"]
+    pixels = {name: {_pixel_hash(s.path) for s in splits.split(name)} for name in names}
+    assert all(len(pixels[name]) == len(splits.split(name)) for name in names)
+    assert not (pixels["train"] & pixels["valid"] or pixels["train"] & pixels["test"])
+    assert not pixels["valid"] & pixels["test"]
+    # Where each patch was cut from: no pixel of a held-out patch may appear in a training patch.
+    bands = {"train": (0, 320), "valid": (320, 416), "test": (416, 512)}
+    for target, texture in enumerate(splits.classes):
+        photo = np.asarray(getattr(skimage_data, texture)())
+        keys = _row_keys(photo)
+        covered = {name: np.zeros(photo.shape, dtype=bool) for name in names}
+        for name in names:
+            for sample in (s for s in splits.split(name) if s.target == target):
+                y, x, size = _locate(_pixels(sample.path), photo, keys)
+                assert bands[name][0] <= y and y + size <= bands[name][1], (sample.path, y)
+                covered[name][y : y + size, x : x + size] = True
+        assert not (covered["train"] & (covered["valid"] | covered["test"])).any()
+        assert not (covered["valid"] & covered["test"]).any()
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def _pixel_hash(path: Path) -> str:
+    return hashlib.sha256(_pixels(path).tobytes()).hexdigest()
+
+
+def _row_keys(photo: np.ndarray) -> np.ndarray:
+    """Every run of 8 pixels along a row of ``photo``, packed into one uint64 per position."""
+    windows = np.lib.stride_tricks.sliding_window_view(photo, 8, axis=1)
+    return np.ascontiguousarray(windows).view(np.uint64)[..., 0]
+
+
+def _locate(patch: np.ndarray, photo: np.ndarray, keys: np.ndarray) -> tuple[int, int, int]:
+    """(row, column, size) of the square ``patch`` inside ``photo``; it must occur exactly once."""
+    first = np.ascontiguousarray(patch[0, :8]).view(np.uint64)[0]
+    size = patch.shape[0]
+    found = [
+        (int(y), int(x))
+        for y, x in np.argwhere(keys == first)
+        if y + size <= photo.shape[0]
+        and x + size <= photo.shape[1]
+        and np.array_equal(photo[y : y + size, x : x + size], patch)
+    ]
+    assert len(found) == 1, f"patch found {len(found)} times in its photograph"
+    return (*found[0], size)

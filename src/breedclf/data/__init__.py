@@ -9,6 +9,7 @@ from breedclf.data._datasets import (
     Sample,
     create_dataset,
     list_datasets,
+    load_manifest,
     register_dataset,
     stratified_split,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "create_dataset",
     "list_datasets",
     "load_image",
+    "load_manifest",
     "register_dataset",
     "resolve_num_workers",
     "stratified_split",

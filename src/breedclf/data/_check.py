@@ -9,7 +9,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from breedclf.data._images import IMAGE_EXTENSIONS, load_image
+from breedclf.data._images import load_image
+from breedclf.data._walk import walk_tree
 from breedclf.errors import DatasetError, ImageDecodeError
 
 __all__ = ["ImageCheckReport", "check_images"]
@@ -17,13 +18,24 @@ __all__ = ["ImageCheckReport", "check_images"]
 
 @dataclass
 class ImageCheckReport:
-    """What :func:`check_images` found."""
+    """What :func:`check_images` found.
+
+    Attributes:
+        root: The folder scanned.
+        checked: Number of image files decoded.
+        bad: ``(path, reason)`` of every image that failed to decode.
+        hidden_skipped: Hidden and ``__`` files and folders (``.ipynb_checkpoints``,
+            ``__MACOSX``) that were not entered; training ignores them too.
+        other_files: Files without an image extension (ignored by training).
+        symlink_loops: Folder links back to one of their ancestors, not entered.
+    """
 
     root: Path
     checked: int = 0
     bad: list[tuple[Path, str]] = field(default_factory=list)
     hidden_skipped: list[Path] = field(default_factory=list)
     other_files: list[Path] = field(default_factory=list)
+    symlink_loops: list[Path] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -45,7 +57,11 @@ def check_images(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImageCheckReport:
-    """Fully decode every image file under ``root`` (hidden folders are skipped, and listed).
+    """Fully decode every image file under ``root``.
+
+    The tree is walked by the rules training uses to find samples (hidden and ``__`` names
+    skipped and listed, folder links followed, link cycles listed and not entered), so the images
+    checked are the images training reads.
 
     Args:
         root: Folder to scan recursively.
@@ -53,27 +69,21 @@ def check_images(
         progress: Called with ``(done, total)`` as files finish.
 
     Raises:
-        DatasetError: ``root`` is not a directory.
+        DatasetError: ``root`` is not a directory, or a folder in it cannot be listed.
     """
     base = Path(root).expanduser()
     if not base.is_dir():
         raise DatasetError(f"{base} does not exist or is not a directory")
     report = ImageCheckReport(root=base)
     images: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(base):
-        for d in list(dirnames):
-            if d.startswith("."):
-                report.hidden_skipped.append(Path(dirpath) / d)
-                dirnames.remove(d)
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if name.startswith("."):
-                report.hidden_skipped.append(path)
-            elif path.suffix.lower() in IMAGE_EXTENSIONS:
-                images.append(path)
-            else:
-                report.other_files.append(path)
+    found = {
+        "image": images,
+        "skipped": report.hidden_skipped,
+        "other": report.other_files,
+        "loop": report.symlink_loops,
+    }
+    for entry in walk_tree(base):
+        found[entry.kind].append(entry.path)
     n_workers = workers or os.cpu_count() or 1
     outcomes: list[str | None] = []
     with ExitStack() as stack:
