@@ -90,7 +90,9 @@ RESUME_SAFE_FIELDS = (
     "checkpoint_dir",
     "model_dir",
     "data.root",
-    "data.split_roots",
+    "data.train_root",
+    "data.valid_root",
+    "data.test_root",
     "data.num_workers",
     "training.device",
     "training.evaluate_test",
@@ -183,7 +185,8 @@ class Experiment:
             )
         if experiment.splits.classes != saved.classes:
             raise CheckpointError(
-                f"the dataset at {config.data.root} has classes that differ from the model's "
+                f"the dataset at {experiment.splits.roots.get('train', config.data.root)} has "
+                "classes that differ from the model's "
                 f"({len(experiment.splits.classes)} vs {len(saved.classes)})"
             )
         experiment._model = saved.model
