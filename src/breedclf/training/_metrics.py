@@ -18,13 +18,15 @@ METRIC_LINE_REGEX = r"split={split} .*?\b{metric}=([-+]?(?:[0-9.]+(?:[eE][-+]?[0
 class ClassificationMetrics:
     """Loss, top-1, top-5, per-class accuracy and the confusion matrix of one pass.
 
-    Counts stay on the device during the pass (no per-batch host sync).
+    Counts stay on the device during the pass (no per-batch host sync). Loss sums accumulate in
+    float64, except on Apple MPS, which has no float64 (float32 there).
     """
 
     def __init__(self, num_classes: int, device: torch.device) -> None:
         self.num_classes = num_classes
         self.device = device
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self._sum_dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.loss_sum = torch.zeros((), dtype=self._sum_dtype, device=device)
         self.correct1 = torch.zeros((), dtype=torch.long, device=device)
         self.correct5 = torch.zeros((), dtype=torch.long, device=device)
         self.confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
@@ -35,7 +37,7 @@ class ClassificationMetrics:
         """Add a batch: ``loss`` is the batch-mean loss."""
         n = int(targets.shape[0])
         self.count += n
-        self.loss_sum += loss.detach().double() * n
+        self.loss_sum += loss.detach().to(self._sum_dtype) * n
         k = min(5, self.num_classes)
         top = logits.detach().topk(k, dim=1).indices
         hits = top == targets.unsqueeze(1)

@@ -6,17 +6,17 @@ import logging
 import random
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
+from breedclf._device import resolve_amp, resolve_device
 from breedclf._io import atomic_path
 from breedclf.config import (
     AdamWConfig,
@@ -33,30 +33,23 @@ from breedclf.training._metrics import ClassificationMetrics
 from breedclf.training._optim import create_optimizer, create_scheduler
 from breedclf.training.callbacks.callback import Callback, EpochResult, StepOutput
 
-__all__ = ["TrainState", "Trainer", "resolve_device"]
+__all__ = ["BatchLoader", "TrainState", "Trainer", "resolve_device"]
 
 log = logging.getLogger("breedclf.training")
 
 CHECKPOINT_FORMAT = 1
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA, else Apple MPS, else CPU; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigurationError(f"training.device={name!r} is not a device: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigurationError(
-            f"training.device={name!r} but CUDA is not available; use 'auto' or 'cpu'"
-        )
-    return device
+class BatchLoader(Protocol):
+    """What :meth:`Trainer.fit` iterates: a sized iterable of batches (a ``DataLoader[Batch]``).
+
+    A loader whose ``sampler`` has ``set_epoch(epoch)`` gets it called before each epoch
+    (:class:`~breedclf.data.EpochSampler` reshuffles with it).
+    """
+
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass
@@ -72,8 +65,11 @@ class TrainState:
 class Trainer:
     """Fits an :class:`ImageClassifier`, emitting events to callbacks.
 
-    Uses the device from ``training.device``; on CUDA it trains in mixed precision (bf16 where
-    supported, else fp16 with loss scaling) and, like on CPU, in channels_last memory format.
+    Runs on ``training.device`` (see :func:`breedclf._device.resolve_device`: ``auto`` is CUDA
+    when present, else CPU; MPS only by name) in channels_last memory format unless turned off.
+    Mixed precision follows ``training.amp`` (:func:`breedclf._device.resolve_amp`): ``auto``
+    is bf16 on GPUs of compute capability ≥ 8.0, fp16 with loss scaling on older GPUs, and off
+    on CPU; ``bf16`` also runs on CPU; ``fp16`` is CUDA-only.
 
     Args:
         model: The classifier (its freeze policy already applied).
@@ -110,12 +106,13 @@ class Trainer:
         self.memory_format = (
             torch.preserve_format if self.config.channels_last == "off" else torch.channels_last
         )
-        self.amp_dtype = self._resolve_amp()
+        self.amp_dtype = resolve_amp(self.config.amp, self.device)
         self.model = model.to(self.device).to(memory_format=self.memory_format)
         self.optimizer = create_optimizer(model, self.optimizer_config)
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        # resolve_amp allows fp16 on CUDA only, the one place breedclf applies loss scaling.
         self.scaler = torch.amp.GradScaler(
-            self.device.type, enabled=self.amp_dtype == torch.float16 and self.device.type == "cuda"
+            self.device.type, enabled=self.amp_dtype == torch.float16
         )
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
         self.eval_criterion = nn.CrossEntropyLoss()
@@ -136,8 +133,8 @@ class Trainer:
 
     def fit(
         self,
-        train_loader: DataLoader[Batch],
-        valid_loader: DataLoader[Batch] | None = None,
+        train_loader: BatchLoader,
+        valid_loader: BatchLoader | None = None,
         *,
         resume_from: str | Path | None = None,
     ) -> list[dict[str, Any]]:
@@ -177,9 +174,7 @@ class Trainer:
         self._emit("on_fit_end")
         return self.state.history
 
-    def evaluate(
-        self, loader: DataLoader[Batch] | Iterable[Batch], *, full: bool = True
-    ) -> dict[str, Any]:
+    def evaluate(self, loader: Iterable[Batch], *, full: bool = True) -> dict[str, Any]:
         """Metrics of the current model over ``loader`` (no callbacks are called).
 
         Args:
@@ -234,7 +229,7 @@ class Trainer:
     # ------------------------------------------------------------------------------ the loop
 
     def _run_epoch(
-        self, epoch: int, train_loader: DataLoader[Batch], valid_loader: DataLoader[Batch] | None
+        self, epoch: int, train_loader: BatchLoader, valid_loader: BatchLoader | None
     ) -> None:
         self._emit("on_epoch_start", epoch)
         _set_epoch(train_loader, epoch)
@@ -308,7 +303,7 @@ class Trainer:
 
     def _evaluate(
         self,
-        loader: DataLoader[Batch] | Iterable[Batch],
+        loader: Iterable[Batch],
         *,
         emit: bool,
         full: bool,
@@ -357,16 +352,6 @@ class Trainer:
         if self.amp_dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def _resolve_amp(self) -> torch.dtype | None:
-        choice = self.config.amp
-        if choice == "off":
-            return None
-        if choice == "auto":
-            if self.device.type != "cuda":
-                return None
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if choice == "bf16" else torch.float16
 
     def _warn_skipped(self, batch: Batch) -> None:
         for path, reason in batch.skipped:
