@@ -43,8 +43,8 @@ CHECKPOINT_FORMAT = 1
 class BatchLoader(Protocol):
     """What :meth:`Trainer.fit` iterates: a sized iterable of batches (a ``DataLoader[Batch]``).
 
-    A loader whose ``sampler`` has ``set_epoch(epoch)`` gets it called before each epoch
-    (:class:`~breedclf.data.EpochSampler` reshuffles with it).
+    A loader whose ``batch_sampler`` or ``sampler`` has ``set_epoch(epoch)`` gets it called
+    before each epoch (:class:`~breedclf.data.EpochSampler` reshuffles with it).
     """
 
     def __iter__(self) -> Iterator[Batch]: ...
@@ -364,9 +364,11 @@ class Trainer:
 
 
 def _set_epoch(loader: object, epoch: int) -> None:
-    sampler = getattr(loader, "sampler", None)
-    if sampler is not None and hasattr(sampler, "set_epoch"):
-        sampler.set_epoch(epoch)
+    for attr in ("batch_sampler", "sampler"):
+        sampler = getattr(loader, attr, None)
+        if sampler is not None and hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+            return
 
 
 def _seed_everything(seed: int) -> None:
