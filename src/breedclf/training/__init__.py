@@ -1,5 +1,6 @@
 """The training loop, its metrics, optimizers and callbacks."""
 
+from breedclf.training._checkpoint import read_checkpoint, read_checkpoint_metadata
 from breedclf.training._metrics import (
     METRIC_LINE_REGEX,
     ClassificationMetrics,
@@ -15,10 +16,11 @@ from breedclf.training.callbacks import (
     ProgressBar,
     StepOutput,
 )
-from breedclf.training.trainer import Trainer, TrainState, resolve_device
+from breedclf.training.trainer import BatchLoader, Trainer, TrainState, resolve_device
 
 __all__ = [
     "METRIC_LINE_REGEX",
+    "BatchLoader",
     "Callback",
     "Checkpointer",
     "ClassificationMetrics",
@@ -32,5 +34,7 @@ __all__ = [
     "create_optimizer",
     "create_scheduler",
     "format_metrics_line",
+    "read_checkpoint",
+    "read_checkpoint_metadata",
     "resolve_device",
 ]

@@ -6,7 +6,7 @@ import logging
 import random
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from breedclf.data import Batch, SkippedImageWarning
 from breedclf.errors import CheckpointError, ConfigurationError
 from breedclf.models import ImageClassifier
 from breedclf.profiler import NullProfiler, Profiler
+from breedclf.training._checkpoint import CHECKPOINT_FORMAT, checked_metadata, read_checkpoint
 from breedclf.training._metrics import ClassificationMetrics
 from breedclf.training._optim import create_optimizer, create_scheduler
 from breedclf.training.callbacks.callback import Callback, EpochResult, StepOutput
@@ -36,8 +37,6 @@ from breedclf.training.callbacks.callback import Callback, EpochResult, StepOutp
 __all__ = ["BatchLoader", "TrainState", "Trainer", "resolve_device"]
 
 log = logging.getLogger("breedclf.training")
-
-CHECKPOINT_FORMAT = 1
 
 
 class BatchLoader(Protocol):
@@ -78,6 +77,13 @@ class Trainer:
         scheduler: Learning-rate schedule (stepped per batch).
         callbacks: Event receivers, called in ascending ``order``.
         profiler: Receives ``profile(name)`` sections (data, forward, backward, step, validation).
+        checkpoint_metadata: Plain values (str, numbers, bools, None, lists, dicts) stored in
+            every checkpoint under ``"metadata"``; read back cheaply with
+            :func:`~breedclf.training.read_checkpoint_metadata`.
+
+    Raises:
+        ConfigurationError: The device or precision is not available, callbacks share a
+            ``state_key``, or the metadata holds other types.
 
     Example:
         >>> trainer = Trainer(model, training=TrainingConfig(epochs=3))      # doctest: +SKIP
@@ -93,6 +99,7 @@ class Trainer:
         scheduler: SchedulerConfig | None = None,
         callbacks: Sequence[Callback] = (),
         profiler: Profiler | None = None,
+        checkpoint_metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = training or TrainingConfig()
         self.optimizer_config: OptimizerConfig = optimizer or AdamWConfig()
@@ -102,6 +109,7 @@ class Trainer:
         if len(set(keys)) != len(keys):
             raise ConfigurationError(f"callbacks need distinct state_key values, got {keys}")
         self.profiler: Profiler = profiler or NullProfiler()
+        self.checkpoint_metadata = checked_metadata(checkpoint_metadata)
         self.device = resolve_device(self.config.device)
         self.memory_format = (
             torch.preserve_format if self.config.channels_last == "off" else torch.channels_last
@@ -183,9 +191,13 @@ class Trainer:
         return self._evaluate(loader, emit=False, full=full)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: model, optimizer, scheduler, scaler, RNG, callbacks."""
+        """Everything needed to resume: model, optimizer, scheduler, scaler, RNG, callbacks.
+
+        Also the caller's ``checkpoint_metadata`` under ``"metadata"``.
+        """
         return {
             "format": CHECKPOINT_FORMAT,
+            "metadata": self.checkpoint_metadata,
             "trainer": asdict(self.state),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -196,14 +208,19 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (call after :meth:`fit` created the scheduler)."""
+        """Restore a :meth:`state_dict` (call after :meth:`fit` created the scheduler).
+
+        Tensors may be on any device: model and optimizer state are copied to the training
+        device, RNG states must be (and are loaded as) CPU tensors.
+        """
         if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"unsupported checkpoint format {state.get('format')!r}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty when saved without loss scaling (e.g. a CPU run)
+            self.scaler.load_state_dict(state["scaler"])
         self.state = TrainState(**state["trainer"])
         for cb in self.callbacks:
             if cb.state_key in state["callbacks"]:
@@ -217,14 +234,12 @@ class Trainer:
         return Path(path)
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Load a checkpoint written by :meth:`save_checkpoint` (no arbitrary unpickling)."""
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except FileNotFoundError:
-            raise CheckpointError(f"checkpoint {path} does not exist") from None
-        except Exception as exc:  # torch raises several types for corrupt files
-            raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from None
-        self.load_state_dict(state)
+        """Load a checkpoint written by :meth:`save_checkpoint` (no arbitrary unpickling).
+
+        The file is read onto the CPU whatever device wrote it (a CUDA checkpoint resumes on
+        CPU and vice versa); see :func:`~breedclf.training.read_checkpoint`.
+        """
+        self.load_state_dict(read_checkpoint(path))
 
     # ------------------------------------------------------------------------------ the loop
 
