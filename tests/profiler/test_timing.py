@@ -1,13 +1,17 @@
-"""Timing sections: per-step events with timestamps, optionally CUDA-synchronised."""
+"""Timing sections: per-step events with timestamps, CUDA-aware, and every callback hook timed."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from breedclf.profiler import NullProfiler, Profiler, SectionProfiler
+from breedclf.config import TrainingConfig
+from breedclf.profiler import NullProfiler, ProfileEvent, Profiler, SectionProfiler
+from breedclf.training import Callback, Checkpointer, StepOutput, Trainer
+from tests.training.conftest import random_batches, small_cnn
 
 
 def test_events_carry_name_step_start_and_duration() -> None:
@@ -77,3 +81,49 @@ def test_synchronize_charges_gpu_work_to_its_own_section() -> None:
         pass
     matmul, after = prof.events
     assert matmul.duration > after.duration  # the GPU wait is not pushed into "after"
+
+
+def test_fit_records_every_section_at_its_step(tmp_path: Path) -> None:
+    class Noop(Callback):
+        def on_train_batch_end(self, trainer: Trainer, step: StepOutput) -> None:
+            pass
+
+    prof = SectionProfiler()
+    batches = random_batches(2)
+    trainer = Trainer(
+        small_cnn(),
+        training=TrainingConfig(epochs=2, device="cpu", grad_clip_norm=1.0),
+        callbacks=[Noop(), Checkpointer(tmp_path)],
+        profiler=prof,
+    )
+    trainer.fit(batches, batches[:1])
+    names = set(prof.counts)
+    assert {
+        "data",
+        "to_device",
+        "forward",
+        "backward",
+        "grad_clip",
+        "optimizer_step",
+        "validation",
+        "checkpoint",
+        "callback.Noop.on_train_batch_end",
+        "callback.Checkpointer.on_epoch_end",
+        "callback.Checkpointer.teardown",
+    } <= names
+    for name in ("forward", "backward", "optimizer_step", "to_device"):
+        assert [e.step for e in prof.events if e.name == name] == [1, 2, 3, 4], name
+    assert [e.step for e in prof.events if e.name == "callback.Noop.on_train_batch_end"] == [
+        1,
+        2,
+        3,
+        4,
+    ]
+    assert [e.step for e in prof.events if e.name == "validation"] == [2, 4]
+    assert [e.step for e in prof.events if e.name == "checkpoint"] == [2, 4]
+    # The checkpoint section nests inside the Checkpointer's hook section.
+    hook = next(e for e in prof.events if e.name == "callback.Checkpointer.on_epoch_end")
+    save = next(e for e in prof.events if e.name == "checkpoint")
+    assert hook.start <= save.start + 1e-6
+    assert save.start + save.duration <= hook.start + hook.duration + 1e-6
+    assert isinstance(prof.events[0], ProfileEvent)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -9,11 +11,28 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
-from breedclf.config import TrainingConfig
+from breedclf.config import (
+    AdamWConfig,
+    ConstantSchedulerConfig,
+    CosineSchedulerConfig,
+    OptimizerConfig,
+    SGDConfig,
+    TrainingConfig,
+)
+from breedclf.data import Batch
 from breedclf.errors import CheckpointError, ConfigurationError
 from breedclf.models import create_model
-from breedclf.training import Trainer, read_checkpoint, read_checkpoint_metadata
+from breedclf.training import (
+    Callback,
+    GradientInfo,
+    MetricsLogger,
+    StepOutput,
+    Trainer,
+    read_checkpoint,
+    read_checkpoint_metadata,
+)
 from tests.training.conftest import LoaderFactory, random_batches, small_cnn
 
 CPU = TrainingConfig(epochs=1, device="cpu")
@@ -30,6 +49,171 @@ def test_a_lone_last_training_image_does_not_crash_batchnorm(
     history = Trainer(model, training=CPU).fit(train, valid)
     assert history[0]["train"]["count"] == 8
     assert history[0]["valid"]["count"] == 5  # evaluation keeps its lone last image
+
+
+class Gradients(Callback):
+    def __init__(self) -> None:
+        self.infos: list[GradientInfo] = []
+        self.norms_after_backward: list[float] = []
+        self.norms_before_step: list[float] = []
+
+    def on_after_backward(self, trainer: Trainer, step: StepOutput) -> None:
+        self.norms_after_backward.append(_grad_norm(trainer))
+
+    def on_before_optimizer_step(
+        self, trainer: Trainer, step: StepOutput, gradients: GradientInfo
+    ) -> None:
+        self.infos.append(gradients)
+        self.norms_before_step.append(_grad_norm(trainer))
+
+
+def _grad_norm(trainer: Trainer) -> float:
+    grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [pytest.param(SGDConfig(lr=0.1), id="sgd"), pytest.param(AdamWConfig(lr=0.1), id="adamw")],
+)
+def test_scheduler_does_not_advance_when_the_loss_scaler_skips_the_step(
+    optimizer: OptimizerConfig,
+) -> None:
+    spy = Gradients()
+    trainer = Trainer(
+        small_cnn(),
+        training=CPU,
+        optimizer=optimizer,
+        scheduler=CosineSchedulerConfig(),
+        callbacks=[spy],
+    )
+    # fp16 loss scaling is CUDA-only in breedclf; PyTorch's scaler also runs on CPU, which
+    # lets the skip logic be checked here (tests/training/test_cuda.py does it under fp16).
+    trainer.scaler = torch.amp.GradScaler("cpu")
+    weights = trainer.model.head.weight.detach().clone()
+    nan = [Batch(torch.full((4, 3, 32, 32), math.nan), torch.tensor([0, 1, 2, 0]))] * 2
+    trainer.fit(nan)
+    assert trainer.scheduler is not None
+    assert trainer.scheduler.last_epoch == 0  # the schedule did not move
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.1
+    assert torch.equal(trainer.model.head.weight, weights)  # nor did the weights
+    assert [info.found_inf is not None and bool(info.found_inf) for info in spy.infos] == [
+        True,
+        True,
+    ]
+    assert trainer.state.global_step == 2  # global_step counts batches, skipped or not
+
+
+def test_scheduler_advances_with_every_optimizer_step() -> None:
+    trainer = Trainer(small_cnn(), training=CPU, scheduler=CosineSchedulerConfig())
+    trainer.scaler = torch.amp.GradScaler("cpu")
+    trainer.fit(random_batches(3))
+    assert trainer.scheduler is not None
+    assert trainer.scheduler.last_epoch == 3
+
+
+def test_every_parameter_group_learning_rate_is_logged(tmp_path: Path) -> None:
+    logger = MetricsLogger(tmp_path / "metrics.jsonl")
+    history = Trainer(
+        small_cnn(),
+        training=CPU,
+        optimizer=AdamWConfig(lr=1e-2, backbone_lr=1e-4),
+        scheduler=ConstantSchedulerConfig(),
+        callbacks=[logger],
+    ).fit(random_batches(2))
+    expected = {"head": 1e-2, "head_no_decay": 1e-2, "backbone": 1e-4, "backbone_no_decay": 1e-4}
+    assert history[0]["lr"] == 1e-2
+    assert history[0]["lrs"] == expected
+    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["lr"] == 1e-2
+    assert record["lrs"] == expected
+
+
+class Losses(Callback):
+    def __init__(self) -> None:
+        self.train: list[tuple[float, float, float]] = []
+        self.valid_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.valid_steps: list[tuple[int, int]] = []
+
+    def on_train_batch_end(self, trainer: Trainer, step: StepOutput) -> None:
+        by_hand = F.cross_entropy(step.outputs.detach().float(), step.targets)
+        self.train.append((float(step.loss.detach()), float(step.loss_unsmoothed), float(by_hand)))
+
+    def on_validation_batch_end(self, trainer: Trainer, step: StepOutput) -> None:
+        self.valid_outputs.append((step.outputs.float(), step.targets))
+        self.valid_steps.append((step.validation_step, step.global_step))
+        assert torch.equal(step.loss, step.loss_unsmoothed)
+
+
+def test_label_smoothing_smooths_training_loss_only() -> None:
+    losses = Losses()
+    batches = random_batches(2)
+    history = Trainer(
+        small_cnn(),
+        training=TrainingConfig(epochs=1, device="cpu", label_smoothing=0.3),
+        callbacks=[losses],
+    ).fit(batches, batches)
+    for smoothed, unsmoothed, by_hand in losses.train:
+        assert unsmoothed == pytest.approx(by_hand, rel=1e-6)
+        assert smoothed != pytest.approx(unsmoothed, rel=1e-3)
+    train = history[0]["train"]
+    assert train["loss_unsmoothed"] == pytest.approx(sum(u for _, u, _ in losses.train) / 2)
+    assert train["loss"] != pytest.approx(train["loss_unsmoothed"], rel=1e-3)
+    outputs = torch.cat([o for o, _ in losses.valid_outputs])
+    targets = torch.cat([t for _, t in losses.valid_outputs])
+    assert history[0]["valid"]["loss"] == pytest.approx(float(F.cross_entropy(outputs, targets)))
+
+
+def test_without_label_smoothing_both_training_losses_agree() -> None:
+    losses = Losses()
+    history = Trainer(small_cnn(), training=CPU, callbacks=[losses]).fit(random_batches(2))
+    assert all(smoothed == unsmoothed for smoothed, unsmoothed, _ in losses.train)
+    assert history[0]["train"]["loss"] == history[0]["train"]["loss_unsmoothed"]
+
+
+def test_validation_batches_have_their_own_step_counter() -> None:
+    losses = Losses()
+    trainer = Trainer(
+        small_cnn(), training=TrainingConfig(epochs=2, device="cpu"), callbacks=[losses]
+    )
+    trainer.fit(random_batches(2), random_batches(3, seed=1))
+    assert losses.valid_steps == [(1, 2), (2, 2), (3, 2), (4, 4), (5, 4), (6, 4)]
+    assert trainer.state.validation_step == 6
+    assert trainer.state_dict()["trainer"]["validation_step"] == 6
+    trainer.evaluate(random_batches(1))  # a one-off evaluation is not part of the fit
+    assert trainer.state.validation_step == 6
+
+
+def test_run_dir_is_visible_to_callbacks(tmp_path: Path) -> None:
+    seen: list[Path | None] = []
+
+    class Look(Callback):
+        def on_fit_start(self, trainer: Trainer) -> None:
+            seen.append(trainer.run_dir)
+
+    Trainer(small_cnn(), training=CPU, run_dir=str(tmp_path), callbacks=[Look()]).fit(
+        random_batches(1)
+    )
+    assert seen == [tmp_path]
+    assert Trainer(small_cnn(), training=CPU).run_dir is None
+
+
+def test_gradient_clipping_bounds_the_norm_the_optimizer_sees() -> None:
+    spy = Gradients()
+    Trainer(
+        small_cnn(),
+        training=TrainingConfig(epochs=1, device="cpu", grad_clip_norm=1e-3),
+        callbacks=[spy],
+    ).fit(random_batches(3))
+    assert len(spy.infos) == 3
+    for info, before, after in zip(
+        spy.infos, spy.norms_after_backward, spy.norms_before_step, strict=True
+    ):
+        assert info.found_inf is None
+        assert info.grad_norm is not None
+        assert float(info.grad_norm) == pytest.approx(before, rel=1e-5)  # the unclipped norm
+        assert before > 1e-3
+        assert after <= 1e-3 * (1 + 1e-4)
 
 
 def test_checkpoint_carries_caller_metadata(tmp_path: Path) -> None:
