@@ -24,15 +24,16 @@ from typing import TYPE_CHECKING, Any, TypedDict, overload
 
 import torch
 
+from breedclf._device import resolve_device
 from breedclf._io import atomic_directory, save_weights
 from breedclf.config import ExperimentConfig, dump_config
 from breedclf.data._images import DEFAULT_MAX_PIXELS, ImageSource, load_image
-
-if TYPE_CHECKING:
-    from breedclf.data import DatasetSplits
 from breedclf.errors import CheckpointError, ImageDecodeError
 from breedclf.models import ImageClassifier, create_model, load_weights
 from breedclf.preprocessing import PreprocessSpec, create_transform
+
+if TYPE_CHECKING:
+    from breedclf.data import DatasetSplits
 
 __all__ = [
     "FORMAT_VERSION",
@@ -245,12 +246,14 @@ def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> 
 
     Args:
         directory: The saved model directory.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when present). Weights
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, or ``"auto"`` (CUDA when present,
+            else CPU: the trainer's rule, :func:`breedclf._device.resolve_device`). Weights
             are mapped there whatever device they were trained on.
 
     Raises:
         CheckpointError: Files are missing, the metadata is unreadable, or the format is newer
             than this breedclf understands.
+        ConfigurationError: ``device`` is not a device or not available here.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -275,9 +278,7 @@ def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> 
             f"{root} uses saved-model format {version}; this breedclf reads up to "
             f"{FORMAT_VERSION}. Upgrade breedclf."
         )
-    target = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if str(device) == "auto" else device
-    )
+    target = resolve_device(device, field="device")
     model = create_model(
         arch, num_classes=len(classes), weights=None, dropout=float(meta.get("dropout", 0.0))
     )

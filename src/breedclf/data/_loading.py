@@ -16,6 +16,7 @@ from breedclf.preprocessing import Transform
 
 __all__ = [
     "Batch",
+    "EpochBatchSampler",
     "EpochSampler",
     "ImageDataset",
     "SkippedImageWarning",
@@ -121,6 +122,50 @@ class EpochSampler(Sampler[tuple[int, int]]):
             yield index, (base + (position + 1) * _MIX) % 2**63
 
 
+class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Groups an :class:`EpochSampler`'s items into batches, optionally dropping a lone last one.
+
+    A training batch of a single image breaks BatchNorm (one value per channel once the feature
+    map is 1×1), so training loaders drop a final batch that holds exactly one sample (when
+    ``batch_size > 1``); every other sample is kept. With shuffling, the dropped sample differs
+    from epoch to epoch. Batch contents stay a pure function of (seed, epoch, position), so
+    resumption is exact.
+
+    Args:
+        sampler: The per-sample order and augmentation seeds.
+        batch_size: Samples per batch.
+        drop_single_last: Drop a final batch of one sample.
+    """
+
+    def __init__(self, sampler: EpochSampler, batch_size: int, *, drop_single_last: bool) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.drop_single_last = drop_single_last
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forward to :meth:`EpochSampler.set_epoch`."""
+        self.sampler.set_epoch(epoch)
+
+    def _keeps(self, last_size: int) -> bool:
+        return last_size > 0 and not (
+            self.drop_single_last and last_size == 1 and self.batch_size > 1
+        )
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.sampler), self.batch_size)
+        return full + int(self._keeps(rest))
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        batch: list[tuple[int, int]] = []
+        for item in self.sampler:
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if self._keeps(len(batch)):
+            yield batch
+
+
 def collate_batch(items: Sequence[tuple[torch.Tensor, int] | _Skipped]) -> Batch:
     """Stack decoded samples; report skipped files instead of failing the batch."""
     good = [it for it in items if not isinstance(it, _Skipped)]
@@ -158,22 +203,31 @@ def create_dataloader(
     seed: int,
     num_workers: int,
     pin_memory: bool,
+    drop_single_last: bool | None = None,
 ) -> DataLoader[Batch]:
     """A DataLoader over ``dataset`` driven by an :class:`EpochSampler`.
 
     Workers persist across epochs (no re-spawn cost) and prefetch; memory is pinned for CUDA.
+
+    Args:
+        drop_single_last: Drop a final batch of one sample (see :class:`EpochBatchSampler`);
+            ``None`` drops it when ``shuffle`` is on, i.e. for training loaders. Evaluation
+            loaders keep every sample.
     """
     sampler = EpochSampler(len(dataset), seed=seed, shuffle=shuffle)
+    batches = EpochBatchSampler(
+        sampler,
+        batch_size,
+        drop_single_last=shuffle if drop_single_last is None else drop_single_last,
+    )
     return DataLoader(
         dataset,  # type: ignore[arg-type]
-        batch_size=batch_size,
-        sampler=sampler,
+        batch_sampler=batches,
         num_workers=num_workers,
         collate_fn=collate_batch,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None,
-        drop_last=False,
         # Its own generator: creating a loader iterator must not draw from the global RNG, or a
         # resumed run (whose iterators start later) would see different dropout masks.
         generator=torch.Generator().manual_seed(seed),

@@ -1,5 +1,6 @@
 """The training loop, its metrics, optimizers and callbacks."""
 
+from breedclf.training._checkpoint import read_checkpoint, read_checkpoint_metadata
 from breedclf.training._metrics import (
     METRIC_LINE_REGEX,
     ClassificationMetrics,
@@ -11,19 +12,22 @@ from breedclf.training.callbacks import (
     Checkpointer,
     EarlyStopping,
     EpochResult,
+    GradientInfo,
     MetricsLogger,
     ProgressBar,
     StepOutput,
 )
-from breedclf.training.trainer import Trainer, TrainState, resolve_device
+from breedclf.training.trainer import BatchLoader, Trainer, TrainState, resolve_device
 
 __all__ = [
     "METRIC_LINE_REGEX",
+    "BatchLoader",
     "Callback",
     "Checkpointer",
     "ClassificationMetrics",
     "EarlyStopping",
     "EpochResult",
+    "GradientInfo",
     "MetricsLogger",
     "ProgressBar",
     "StepOutput",
@@ -32,5 +36,7 @@ __all__ = [
     "create_optimizer",
     "create_scheduler",
     "format_metrics_line",
+    "read_checkpoint",
+    "read_checkpoint_metadata",
     "resolve_device",
 ]

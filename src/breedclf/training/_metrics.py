@@ -18,24 +18,48 @@ METRIC_LINE_REGEX = r"split={split} .*?\b{metric}=([-+]?(?:[0-9.]+(?:[eE][-+]?[0
 class ClassificationMetrics:
     """Loss, top-1, top-5, per-class accuracy and the confusion matrix of one pass.
 
-    Counts stay on the device during the pass (no per-batch host sync).
+    Counts stay on the device during the pass (no per-batch host sync). Loss sums accumulate in
+    float64, except on Apple MPS, which has no float64 (float32 there).
+
+    Args:
+        num_classes: Width of the logits.
+        device: Where the counts live (the logits' device).
+        unsmoothed: Also report ``loss_unsmoothed`` (training, where ``loss`` is the label-smoothed
+            objective); each :meth:`update` then passes it.
     """
 
-    def __init__(self, num_classes: int, device: torch.device) -> None:
+    def __init__(self, num_classes: int, device: torch.device, *, unsmoothed: bool = False) -> None:
         self.num_classes = num_classes
         self.device = device
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self._sum_dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.loss_sum = torch.zeros((), dtype=self._sum_dtype, device=device)
+        self.loss_unsmoothed_sum = torch.zeros_like(self.loss_sum) if unsmoothed else None
         self.correct1 = torch.zeros((), dtype=torch.long, device=device)
         self.correct5 = torch.zeros((), dtype=torch.long, device=device)
         self.confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
         self.count = 0
 
     @torch.no_grad()
-    def update(self, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
-        """Add a batch: ``loss`` is the batch-mean loss."""
+    def update(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        loss: torch.Tensor,
+        *,
+        loss_unsmoothed: torch.Tensor | None = None,
+    ) -> None:
+        """Add a batch: ``loss`` is the batch-mean loss.
+
+        Args:
+            loss_unsmoothed: The batch-mean loss without label smoothing (``loss`` if omitted);
+                counted when the metrics were created with ``unsmoothed=True``.
+        """
         n = int(targets.shape[0])
         self.count += n
-        self.loss_sum += loss.detach().double() * n
+        self.loss_sum += loss.detach().to(self._sum_dtype) * n
+        if self.loss_unsmoothed_sum is not None:
+            raw = loss if loss_unsmoothed is None else loss_unsmoothed
+            self.loss_unsmoothed_sum += raw.detach().to(self._sum_dtype) * n
         k = min(5, self.num_classes)
         top = logits.detach().topk(k, dim=1).indices
         hits = top == targets.unsqueeze(1)
@@ -46,19 +70,20 @@ class ClassificationMetrics:
         )
 
     def compute(self, *, full: bool = False) -> dict[str, Any]:
-        """Epoch metrics: ``loss``, ``acc``, ``top5``, ``count``.
+        """Epoch metrics: ``loss``, ``acc``, ``top5``, ``count`` (and ``loss_unsmoothed``).
 
         Args:
             full: Also return ``per_class_acc`` and ``confusion`` (rows: true class, columns:
                 predicted class).
         """
         n = max(1, self.count)
-        out: dict[str, Any] = {
-            "loss": float(self.loss_sum.item()) / n if self.count else math.nan,
-            "acc": int(self.correct1.item()) / n if self.count else math.nan,
-            "top5": int(self.correct5.item()) / n if self.count else math.nan,
-            "count": self.count,
-        }
+        out: dict[str, Any] = {"loss": float(self.loss_sum.item()) / n if self.count else math.nan}
+        if self.loss_unsmoothed_sum is not None:
+            unsmoothed = float(self.loss_unsmoothed_sum.item()) / n
+            out["loss_unsmoothed"] = unsmoothed if self.count else math.nan
+        out["acc"] = int(self.correct1.item()) / n if self.count else math.nan
+        out["top5"] = int(self.correct5.item()) / n if self.count else math.nan
+        out["count"] = self.count
         if full:
             matrix = self.confusion.view(self.num_classes, self.num_classes).cpu()
             support = matrix.sum(dim=1)

@@ -6,17 +6,18 @@ import logging
 import random
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn import functional as F
 
+from breedclf._device import resolve_amp, resolve_device
 from breedclf._io import atomic_path
 from breedclf.config import (
     AdamWConfig,
@@ -29,42 +30,46 @@ from breedclf.data import Batch, SkippedImageWarning
 from breedclf.errors import CheckpointError, ConfigurationError
 from breedclf.models import ImageClassifier
 from breedclf.profiler import NullProfiler, Profiler
+from breedclf.training._checkpoint import CHECKPOINT_FORMAT, checked_metadata, read_checkpoint
 from breedclf.training._metrics import ClassificationMetrics
 from breedclf.training._optim import create_optimizer, create_scheduler
-from breedclf.training.callbacks.callback import Callback, EpochResult, StepOutput
+from breedclf.training.callbacks.callback import Callback, EpochResult, GradientInfo, StepOutput
 
-__all__ = ["TrainState", "Trainer", "resolve_device"]
+__all__ = ["BatchLoader", "TrainState", "Trainer", "resolve_device"]
 
 log = logging.getLogger("breedclf.training")
 
-CHECKPOINT_FORMAT = 1
+_P = ParamSpec("_P")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA, else Apple MPS, else CPU; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigurationError(f"training.device={name!r} is not a device: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigurationError(
-            f"training.device={name!r} but CUDA is not available; use 'auto' or 'cpu'"
-        )
-    return device
+class BatchLoader(Protocol):
+    """What :meth:`Trainer.fit` iterates: a sized iterable of batches (a ``DataLoader[Batch]``).
+
+    A loader whose ``batch_sampler`` or ``sampler`` has ``set_epoch(epoch)`` gets it called
+    before each epoch (:class:`~breedclf.data.EpochSampler` reshuffles with it).
+    """
+
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass
 class TrainState:
-    """Progress that a checkpoint must restore: completed epochs, steps, history, stop flag."""
+    """Progress that a checkpoint must restore.
+
+    Attributes:
+        epoch: Completed epochs.
+        global_step: Optimizer steps taken (batches trained, including steps the AMP scaler
+            skipped).
+        validation_step: Validation batches evaluated during ``fit`` (not by :meth:`evaluate`).
+        history: One :class:`EpochResult` dict per completed epoch.
+        should_stop: A callback asked to stop after the current epoch.
+    """
 
     epoch: int = 0
     global_step: int = 0
+    validation_step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     should_stop: bool = False
 
@@ -72,16 +77,29 @@ class TrainState:
 class Trainer:
     """Fits an :class:`ImageClassifier`, emitting events to callbacks.
 
-    Uses the device from ``training.device``; on CUDA it trains in mixed precision (bf16 where
-    supported, else fp16 with loss scaling) and, like on CPU, in channels_last memory format.
+    Runs on ``training.device`` (see :func:`breedclf._device.resolve_device`: ``auto`` is CUDA
+    when present, else CPU; MPS only by name) in channels_last memory format unless turned off.
+    Mixed precision follows ``training.amp`` (:func:`breedclf._device.resolve_amp`): ``auto``
+    is bf16 on GPUs of compute capability ≥ 8.0, fp16 with loss scaling on older GPUs, and off
+    on CPU; ``bf16`` also runs on CPU; ``fp16`` is CUDA-only.
 
     Args:
         model: The classifier (its freeze policy already applied).
         training: Loop settings.
         optimizer: Optimizer settings (head vs backbone learning rates).
-        scheduler: Learning-rate schedule (stepped per batch).
+        scheduler: Learning-rate schedule, stepped after every optimizer step that was taken
+            (not after one the fp16 loss scaler skipped).
         callbacks: Event receivers, called in ascending ``order``.
-        profiler: Receives ``profile(name)`` sections (data, forward, backward, step, validation).
+        profiler: Receives timed sections (see :mod:`breedclf.profiler`); none by default.
+        run_dir: The run's output directory, for callbacks that write files
+            (:attr:`run_dir`); the trainer itself writes nothing there.
+        checkpoint_metadata: Plain values (str, numbers, bools, None, lists, dicts) stored in
+            every checkpoint under ``"metadata"``; read back cheaply with
+            :func:`~breedclf.training.read_checkpoint_metadata`.
+
+    Raises:
+        ConfigurationError: The device or precision is not available, callbacks share a
+            ``state_key``, or the metadata holds other types.
 
     Example:
         >>> trainer = Trainer(model, training=TrainingConfig(epochs=3))      # doctest: +SKIP
@@ -97,6 +115,8 @@ class Trainer:
         scheduler: SchedulerConfig | None = None,
         callbacks: Sequence[Callback] = (),
         profiler: Profiler | None = None,
+        run_dir: str | Path | None = None,
+        checkpoint_metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = training or TrainingConfig()
         self.optimizer_config: OptimizerConfig = optimizer or AdamWConfig()
@@ -106,21 +126,25 @@ class Trainer:
         if len(set(keys)) != len(keys):
             raise ConfigurationError(f"callbacks need distinct state_key values, got {keys}")
         self.profiler: Profiler = profiler or NullProfiler()
+        self.run_dir: Path | None = Path(run_dir) if run_dir is not None else None
+        self.checkpoint_metadata = checked_metadata(checkpoint_metadata)
         self.device = resolve_device(self.config.device)
+        self.amp_dtype = resolve_amp(self.config.amp, self.device)
         self.memory_format = (
             torch.preserve_format if self.config.channels_last == "off" else torch.channels_last
         )
-        self.amp_dtype = self._resolve_amp()
         self.model = model.to(self.device).to(memory_format=self.memory_format)
         self.optimizer = create_optimizer(model, self.optimizer_config)
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        # resolve_amp allows fp16 on CUDA only, the one place breedclf applies loss scaling.
         self.scaler = torch.amp.GradScaler(
-            self.device.type, enabled=self.amp_dtype == torch.float16 and self.device.type == "cuda"
+            self.device.type, enabled=self.amp_dtype == torch.float16
         )
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
         self.eval_criterion = nn.CrossEntropyLoss()
         self.state = TrainState()
         self.steps_per_epoch = 0
+        self._section_step = 0
         self._warned_paths: set[str] = set()
 
     # ----------------------------------------------------------------------------- public API
@@ -136,12 +160,15 @@ class Trainer:
 
     def fit(
         self,
-        train_loader: DataLoader[Batch],
-        valid_loader: DataLoader[Batch] | None = None,
+        train_loader: BatchLoader,
+        valid_loader: BatchLoader | None = None,
         *,
         resume_from: str | Path | None = None,
     ) -> list[dict[str, Any]]:
         """Train for ``training.epochs`` epochs (or until a callback stops it).
+
+        Callbacks see ``on_exception`` for anything that raises inside ``fit`` and always get
+        ``teardown`` last (see :class:`Callback`).
 
         Args:
             train_loader: Training batches (a :class:`~breedclf.data.Batch` per step).
@@ -151,35 +178,22 @@ class Trainer:
 
         Returns:
             The per-epoch history (dicts of :class:`EpochResult` fields).
+
+        Raises:
+            CheckpointError: ``resume_from`` is missing, unreadable or of another format.
         """
-        self.steps_per_epoch = max(1, len(train_loader))
-        self.scheduler = create_scheduler(
-            self.optimizer,
-            self.scheduler_config,
-            epochs=self.config.epochs,
-            steps_per_epoch=self.steps_per_epoch,
-        )
-        if resume_from is not None:
-            self.load_checkpoint(resume_from)
-            log.info("resumed from %s after epoch %d", resume_from, self.state.epoch)
-        else:
-            _seed_everything(self.config.seed)
-        self._emit("on_fit_start")
+        failure: BaseException | None = None
         try:
-            for epoch in range(self.state.epoch + 1, self.config.epochs + 1):
-                if self.state.should_stop:
-                    break
-                self._run_epoch(epoch, train_loader, valid_loader)
+            self._fit(train_loader, valid_loader, resume_from)
         except BaseException as exc:
-            for cb in self.callbacks:
-                cb.on_exception(self, exc)
+            failure = exc
+            self._notify_exception(exc)
             raise
-        self._emit("on_fit_end")
+        finally:
+            self._teardown(failure)
         return self.state.history
 
-    def evaluate(
-        self, loader: DataLoader[Batch] | Iterable[Batch], *, full: bool = True
-    ) -> dict[str, Any]:
+    def evaluate(self, loader: Iterable[Batch], *, full: bool = True) -> dict[str, Any]:
         """Metrics of the current model over ``loader`` (no callbacks are called).
 
         Args:
@@ -187,10 +201,23 @@ class Trainer:
         """
         return self._evaluate(loader, emit=False, full=full)
 
+    def profile(self, name: str) -> AbstractContextManager[None]:
+        """A section of the trainer's profiler at the current step (callbacks time work with it).
+
+        Example:
+            >>> with trainer.profile("checkpoint"):  # doctest: +SKIP
+            ...     trainer.save_checkpoint(path)
+        """
+        return self.profiler.profile(name, step=self._section_step)
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: model, optimizer, scheduler, scaler, RNG, callbacks."""
+        """Everything needed to resume: model, optimizer, scheduler, scaler, RNG, callbacks.
+
+        Also the caller's ``checkpoint_metadata`` under ``"metadata"``.
+        """
         return {
             "format": CHECKPOINT_FORMAT,
+            "metadata": self.checkpoint_metadata,
             "trainer": asdict(self.state),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -201,14 +228,19 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (call after :meth:`fit` created the scheduler)."""
+        """Restore a :meth:`state_dict` (call after :meth:`fit` created the scheduler).
+
+        Tensors may be on any device: model and optimizer state are copied to the training
+        device, RNG states must be (and are loaded as) CPU tensors.
+        """
         if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"unsupported checkpoint format {state.get('format')!r}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty when saved without loss scaling (e.g. a CPU run)
+            self.scaler.load_state_dict(state["scaler"])
         self.state = TrainState(**state["trainer"])
         for cb in self.callbacks:
             if cb.state_key in state["callbacks"]:
@@ -222,69 +254,102 @@ class Trainer:
         return Path(path)
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Load a checkpoint written by :meth:`save_checkpoint` (no arbitrary unpickling)."""
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except FileNotFoundError:
-            raise CheckpointError(f"checkpoint {path} does not exist") from None
-        except Exception as exc:  # torch raises several types for corrupt files
-            raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from None
-        self.load_state_dict(state)
+        """Load a checkpoint written by :meth:`save_checkpoint` (no arbitrary unpickling).
+
+        The file is read onto the CPU whatever device wrote it (a CUDA checkpoint resumes on
+        CPU and vice versa); see :func:`~breedclf.training.read_checkpoint`.
+        """
+        self.load_state_dict(read_checkpoint(path))
 
     # ------------------------------------------------------------------------------ the loop
 
-    def _run_epoch(
-        self, epoch: int, train_loader: DataLoader[Batch], valid_loader: DataLoader[Batch] | None
+    def _fit(
+        self,
+        train_loader: BatchLoader,
+        valid_loader: BatchLoader | None,
+        resume_from: str | Path | None,
     ) -> None:
-        self._emit("on_epoch_start", epoch)
+        self.steps_per_epoch = max(1, len(train_loader))
+        self.scheduler = create_scheduler(
+            self.optimizer,
+            self.scheduler_config,
+            epochs=self.config.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+        )
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+            log.info("resumed from %s after epoch %d", resume_from, self.state.epoch)
+        else:
+            _seed_everything(self.config.seed)
+        self._section_step = self.state.global_step
+        self._emit(Callback.on_fit_start)
+        for epoch in range(self.state.epoch + 1, self.config.epochs + 1):
+            if self.state.should_stop:
+                break
+            self._run_epoch(epoch, train_loader, valid_loader)
+        self._emit(Callback.on_fit_end)
+
+    def _run_epoch(
+        self, epoch: int, train_loader: BatchLoader, valid_loader: BatchLoader | None
+    ) -> None:
+        self._emit(Callback.on_epoch_start, epoch)
         _set_epoch(train_loader, epoch)
         self.model.train()
-        metrics = ClassificationMetrics(self.model.num_classes, self.device)
+        metrics = ClassificationMetrics(self.model.num_classes, self.device, unsmoothed=True)
         started = time.perf_counter()
         batches = iter(train_loader)
         batch_idx = 0
         while True:
-            with self.profiler.profile("data"):
+            self._section_step = self.state.global_step + 1
+            with self.profile("data"):
                 batch = next(batches, None)
             if batch is None:
                 break
             self._warn_skipped(batch)
             if len(batch) == 0:
                 continue
-            batch = self._to_device(batch)
-            self._emit("on_train_batch_start", batch, batch_idx)
+            with self.profile("to_device"):
+                batch = self._to_device(batch)
+            self._emit(Callback.on_train_batch_start, batch, batch_idx)
             self._train_step(epoch, batch_idx, batch, metrics)
             batch_idx += 1
+        self._section_step = self.state.global_step
         seconds = time.perf_counter() - started
         train_metrics = metrics.compute()
         valid_metrics: dict[str, Any] = {}
         if valid_loader is not None:
-            with self.profiler.profile("validation"):
+            with self.profile("validation"):
                 valid_metrics = self._evaluate(valid_loader, emit=True, full=False, epoch=epoch)
         self.state.epoch = epoch
+        lrs = {
+            str(group.get("name", f"group{i}")): float(group["lr"])
+            for i, group in enumerate(self.optimizer.param_groups)
+        }
         result = EpochResult(
             epoch=epoch,
             train=train_metrics,
             valid=valid_metrics,
             lr=float(self.optimizer.param_groups[0]["lr"]),
+            lrs=lrs,
             seconds=seconds,
             images_per_second=train_metrics["count"] / max(seconds, 1e-9),
         )
         self.state.history.append(asdict(result))
-        self._emit("on_epoch_end", result)
+        self._emit(Callback.on_epoch_end, result)
 
     def _train_step(
         self, epoch: int, batch_idx: int, batch: Batch, metrics: ClassificationMetrics
     ) -> None:
         inputs, targets = batch.inputs, batch.targets
-        with self.profiler.profile("forward"), self._autocast():
+        with self.profile("forward"), self._autocast():
             outputs = self.model(inputs)
             loss = self.criterion(outputs.float(), targets)
+        loss_unsmoothed = self._unsmoothed_loss(outputs, targets, loss)
         self.optimizer.zero_grad(set_to_none=True)
-        with self.profiler.profile("backward"):
+        with self.profile("backward"):
             self.scaler.scale(loss).backward()
-        if self.scaler.is_enabled():
-            self.scaler.unscale_(self.optimizer)
+            if self.scaler.is_enabled():
+                self.scaler.unscale_(self.optimizer)
         self.state.global_step += 1
         step = StepOutput(
             epoch=epoch,
@@ -294,21 +359,32 @@ class Trainer:
             targets=targets,
             outputs=outputs,
             loss=loss,
+            loss_unsmoothed=loss_unsmoothed,
+            validation_step=self.state.validation_step,
         )
-        self._emit("on_after_backward", step)
-        with self.profiler.profile("optimizer_step"):
-            if self.config.grad_clip_norm is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip_norm)
+        self._emit(Callback.on_after_backward, step)
+        grad_norm = None
+        if self.config.grad_clip_norm is not None:
+            with self.profile("grad_clip"):
+                grad_norm = nn.utils.clip_grad_norm_(
+                    self.model.parameters(), self.config.grad_clip_norm
+                )
+        found_inf = _found_inf(self.scaler, self.optimizer, self.device)
+        self._emit(Callback.on_before_optimizer_step, step, GradientInfo(found_inf, grad_norm))
+        with self.profile("optimizer_step"):
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            if self.scheduler is not None:
+            # GradScaler skips the optimizer step on inf/NaN gradients; the schedule must not
+            # advance then (reading the flag waits for the GPU, only under fp16 loss scaling).
+            stepped = found_inf is None or not bool(found_inf.item())
+            if self.scheduler is not None and stepped:
                 self.scheduler.step()
-        metrics.update(outputs, targets, loss)
-        self._emit("on_train_batch_end", step)
+        metrics.update(outputs, targets, loss, loss_unsmoothed=loss_unsmoothed)
+        self._emit(Callback.on_train_batch_end, step)
 
     def _evaluate(
         self,
-        loader: DataLoader[Batch] | Iterable[Batch],
+        loader: Iterable[Batch],
         *,
         emit: bool,
         full: bool,
@@ -319,7 +395,7 @@ class Trainer:
         self.model.eval()
         metrics = ClassificationMetrics(self.model.num_classes, self.device)
         if emit:
-            self._emit("on_validation_start")
+            self._emit(Callback.on_validation_start)
         with torch.no_grad():
             for batch_idx, raw in enumerate(loader):
                 self._warn_skipped(raw)
@@ -331,22 +407,55 @@ class Trainer:
                     loss = self.eval_criterion(outputs.float(), batch.targets)
                 metrics.update(outputs, batch.targets, loss)
                 if emit:
+                    self.state.validation_step += 1
                     step = StepOutput(
                         epoch, batch_idx, self.state.global_step, batch.inputs,
                         batch.targets, outputs, loss,
+                        loss_unsmoothed=loss, validation_step=self.state.validation_step,
                     )  # fmt: skip
-                    self._emit("on_validation_batch_end", step)
+                    self._emit(Callback.on_validation_batch_end, step)
         result = metrics.compute(full=full)
         self.model.train(was_training)
         if emit:
-            self._emit("on_validation_end", result)
+            self._emit(Callback.on_validation_end, result)
         return result
 
     # ------------------------------------------------------------------------------- helpers
 
-    def _emit(self, hook: str, *args: Any) -> None:
+    def _emit(
+        self,
+        hook: Callable[Concatenate[Callback, Trainer, _P], None],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> None:
+        """Call every callback's override of ``hook``, timing each call as a section."""
+        # Taking ``Callback.on_x`` itself rather than its name lets mypy check both the hook's
+        # name and its arguments; getattr then reaches each subclass's override.
+        name = hook.__name__
         for cb in self.callbacks:
-            getattr(cb, hook)(self, *args)
+            with self.profile(f"callback.{type(cb).__name__}.{name}"):
+                getattr(cb, name)(self, *args, **kwargs)
+
+    def _notify_exception(self, exc: BaseException) -> None:
+        for cb in self.callbacks:
+            try:
+                with self.profile(f"callback.{type(cb).__name__}.on_exception"):
+                    cb.on_exception(self, exc)
+            except Exception:
+                log.exception("%s.on_exception raised while handling %r", type(cb).__name__, exc)
+
+    def _teardown(self, failure: BaseException | None) -> None:
+        """Run every callback's teardown; re-raise the first error unless ``fit`` already failed."""
+        first: BaseException | None = None
+        for cb in self.callbacks:
+            try:
+                with self.profile(f"callback.{type(cb).__name__}.teardown"):
+                    cb.teardown(self)
+            except BaseException as exc:  # an interrupt must not skip the others' teardown
+                log.exception("%s.teardown raised", type(cb).__name__)
+                first = first or exc
+        if first is not None and (failure is None or not isinstance(first, Exception)):
+            raise first
 
     def _to_device(self, batch: Batch) -> Batch:
         inputs = batch.inputs.to(self.device, non_blocking=True, memory_format=self.memory_format)
@@ -358,15 +467,13 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _resolve_amp(self) -> torch.dtype | None:
-        choice = self.config.amp
-        if choice == "off":
-            return None
-        if choice == "auto":
-            if self.device.type != "cuda":
-                return None
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if choice == "bf16" else torch.float16
+    def _unsmoothed_loss(
+        self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor
+    ) -> torch.Tensor:
+        if self.config.label_smoothing == 0:
+            return loss.detach()
+        with torch.no_grad():
+            return F.cross_entropy(outputs.detach().float(), targets)
 
     def _warn_skipped(self, batch: Batch) -> None:
         for path, reason in batch.skipped:
@@ -378,10 +485,26 @@ class Trainer:
                 log.warning("skipped unreadable image: %s", reason)
 
 
+def _found_inf(
+    scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, device: torch.device
+) -> torch.Tensor | None:
+    """The flag GradScaler.step reads to skip a step (after ``unscale_``); None when disabled."""
+    if not scaler.is_enabled():
+        return None
+    # PyTorch has no public accessor for it; this is the dict that GradScaler.step sums.
+    per_device = scaler._found_inf_per_device(optimizer)
+    found = torch.zeros((), device=device)
+    for flag in per_device.values():
+        found = found + flag.to(device, non_blocking=True)
+    return found
+
+
 def _set_epoch(loader: object, epoch: int) -> None:
-    sampler = getattr(loader, "sampler", None)
-    if sampler is not None and hasattr(sampler, "set_epoch"):
-        sampler.set_epoch(epoch)
+    for attr in ("batch_sampler", "sampler"):
+        sampler = getattr(loader, attr, None)
+        if sampler is not None and hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+            return
 
 
 def _seed_everything(seed: int) -> None:

@@ -1,6 +1,6 @@
 """Callbacks: everything that reacts to training without living in the loop."""
 
-from breedclf.training.callbacks.callback import Callback, EpochResult, StepOutput
+from breedclf.training.callbacks.callback import Callback, EpochResult, GradientInfo, StepOutput
 from breedclf.training.callbacks.checkpointer import Checkpointer
 from breedclf.training.callbacks.early_stopping import EarlyStopping
 from breedclf.training.callbacks.metrics_logger import MetricsLogger
@@ -11,6 +11,7 @@ __all__ = [
     "Checkpointer",
     "EarlyStopping",
     "EpochResult",
+    "GradientInfo",
     "MetricsLogger",
     "ProgressBar",
     "StepOutput",

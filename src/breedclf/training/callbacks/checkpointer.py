@@ -51,6 +51,10 @@ class Checkpointer(Callback):
 
     def on_epoch_end(self, trainer: Trainer, result: EpochResult) -> None:
         """Save best weights (if improved), then the resumable checkpoint."""
+        with trainer.profile("checkpoint"):
+            self._save(trainer, result)
+
+    def _save(self, trainer: Trainer, result: EpochResult) -> None:
         if result.valid:
             key = selection_key(result.valid, self.monitor)
             better = not math.isnan(key[0]) and (self.best_key is None or key > self.best_key)

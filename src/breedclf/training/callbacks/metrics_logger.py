@@ -37,6 +37,11 @@ class MetricsLogger(Callback):
     last, so a tuner that takes the last regex match reads validation). On resume, records of
     epochs after the checkpoint are dropped, so the file never holds duplicates.
 
+    An epoch record holds ``epoch``, ``train`` and ``valid`` metrics (``train`` also has
+    ``loss_unsmoothed``, comparable with validation's ``loss`` under label smoothing), ``lr``
+    (the head's), ``lrs`` (every parameter group's, by name), ``seconds`` and
+    ``images_per_second``.
+
     Args:
         path: The JSONL file (created with its parent directories).
     """
@@ -59,6 +64,7 @@ class MetricsLogger(Callback):
             "train": result.train,
             "valid": result.valid,
             "lr": result.lr,
+            "lrs": result.lrs,
             "seconds": result.seconds,
             "images_per_second": result.images_per_second,
         }

@@ -58,15 +58,8 @@ class ProgressBar(Callback):
             if result.valid:
                 self._epochs.set_postfix(valid_acc=f"{result.valid['acc']:.3f}")
 
-    def on_fit_end(self, trainer: Trainer) -> None:
-        """Close the epoch bar."""
-        self._close()
-
-    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
-        """Close the bars so the traceback is readable."""
-        self._close()
-
-    def _close(self) -> None:
+    def teardown(self, trainer: Trainer) -> None:
+        """Close the bars, whether training ended or raised (so a traceback is readable)."""
         for bar in (self._batches, self._epochs):
             if bar is not None:
                 bar.close()
