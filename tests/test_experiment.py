@@ -25,8 +25,7 @@ from breedclf.errors import (
     UnknownNameError,
 )
 from breedclf.experiment import Experiment, config_changes, run
-from breedclf.training import Callback, EpochResult, Trainer
-from breedclf.training.callbacks.registry import CALLBACKS, register_callback
+from breedclf.training import CALLBACKS, Callback, EpochResult, Trainer, register_callback
 
 runner = CliRunner()
 
@@ -108,9 +107,7 @@ def test_overwrite_replaces_the_previous_run(textures_root: Path, tmp_path: Path
 # --------------------------------------------- resume checks the config (items 8 and 22)
 
 
-def test_resume_with_a_changed_config_lists_the_fields(
-    finished: Path, textures_root: Path
-) -> None:
+def test_resume_with_a_changed_config_lists_the_fields(finished: Path, textures_root: Path) -> None:
     before = _snapshot(finished)
     changed = tiny(textures_root, finished, **{"training.batch_size": 16, "optimizer.lr": 0.01})
     with pytest.raises(CheckpointError) as info:
@@ -159,9 +156,7 @@ def test_changes_that_do_not_affect_training_are_allowed() -> None:
     assert config_changes(base.model_dump(mode="json"), more) == ["training.epochs: 10 -> 20"]
 
 
-def test_allowed_config_change_resumes_for_more_epochs(
-    textures_root: Path, tmp_path: Path
-) -> None:
+def test_allowed_config_change_resumes_for_more_epochs(textures_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     run(Experiment(tiny(textures_root, out), progress=False))
     longer = tiny(textures_root, out, **{"training.epochs": 2})
@@ -179,9 +174,7 @@ def test_auto_resume_and_separate_model_and_checkpoint_dirs(
     textures_root: Path, tmp_path: Path
 ) -> None:
     out, ckpt, model_dir = tmp_path / "out", tmp_path / "ckpt", tmp_path / "sm-model"
-    config = tiny(
-        textures_root, out, checkpoint_dir=str(ckpt), model_dir=str(model_dir)
-    )
+    config = tiny(textures_root, out, checkpoint_dir=str(ckpt), model_dir=str(model_dir))
     first = run(Experiment(config, progress=False), resume="auto")  # nothing to resume: starts
     assert first.model_dir == model_dir
     assert (model_dir / "model.safetensors").is_file()

@@ -78,8 +78,13 @@ def test_atomic_directory_leaves_nothing_on_error(tmp_path: Path) -> None:
     target = tmp_path / "out"
     target.mkdir()
     (target / "f").write_text("old")
-    with pytest.raises(RuntimeError), atomic_directory(target) as tmp:
-        (tmp / "f").write_text("new")
-        raise RuntimeError("crash")
+
+    def crash_while_writing() -> None:
+        with atomic_directory(target) as tmp:
+            (tmp / "f").write_text("new")
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):
+        crash_while_writing()
     assert (target / "f").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -77,7 +77,9 @@ def test_load_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="corrupt"):
         load_model(tmp_path)
     with pytest.raises(CheckpointError, match="3 class names given for a model with 2 outputs"):
-        save_model(create_model("resnet18", num_classes=2, weights=None), ["a", "b", "c"], tmp_path / "x")
+        save_model(
+            create_model("resnet18", num_classes=2, weights=None), ["a", "b", "c"], tmp_path / "x"
+        )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

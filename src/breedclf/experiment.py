@@ -18,6 +18,7 @@ from breedclf._device import resolve_device
 from breedclf._io import atomic_path
 from breedclf.config import (
     ExperimentConfig,
+    config_to_dict,
     dump_config,
     flatten_config,
     load_config,
@@ -51,9 +52,9 @@ from breedclf.training import (
     MetricsLogger,
     ProgressBar,
     Trainer,
+    read_checkpoint_metadata,
 )
 from breedclf.training.callbacks.registry import create_callback
-from breedclf.training.trainer import read_checkpoint_metadata
 
 __all__ = [
     "RESUME_SAFE_FIELDS",
@@ -331,6 +332,8 @@ class Experiment:
                 scheduler=self.config.scheduler,
                 callbacks=self.create_callbacks(),
                 profiler=self.profiler,
+                run_dir=self.output_dir,
+                checkpoint_metadata={"config": config_to_dict(self.config)},
             )
         return self._trainer
 

@@ -8,6 +8,7 @@ from breedclf.training._metrics import (
 )
 from breedclf.training._optim import create_optimizer, create_scheduler
 from breedclf.training.callbacks import (
+    CALLBACKS,
     Callback,
     Checkpointer,
     EarlyStopping,
@@ -16,10 +17,14 @@ from breedclf.training.callbacks import (
     MetricsLogger,
     ProgressBar,
     StepOutput,
+    create_callback,
+    list_callbacks,
+    register_callback,
 )
 from breedclf.training.trainer import BatchLoader, Trainer, TrainState, resolve_device
 
 __all__ = [
+    "CALLBACKS",
     "METRIC_LINE_REGEX",
     "BatchLoader",
     "Callback",
@@ -33,10 +38,13 @@ __all__ = [
     "StepOutput",
     "TrainState",
     "Trainer",
+    "create_callback",
     "create_optimizer",
     "create_scheduler",
     "format_metrics_line",
+    "list_callbacks",
     "read_checkpoint",
     "read_checkpoint_metadata",
+    "register_callback",
     "resolve_device",
 ]
