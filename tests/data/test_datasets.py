@@ -11,6 +11,7 @@ from skimage import data as skimage_data
 
 from breedclf.config import DataConfig, SplitConfig
 from breedclf.data import (
+    DATASETS,
     ImageFolderDataset,
     check_images,
     create_dataset,
@@ -162,16 +163,19 @@ def test_valid_class_missing_from_train_is_an_error(tmp_path: Path) -> None:
 def test_register_a_dataset_by_subclassing(tmp_path: Path) -> None:
     _flat_tree(tmp_path, {"rose_red": 3, "tulip_yellow": 3})
 
-    @register_dataset("test-flowers")
-    class Flowers(ImageFolderDataset):
-        def parse_class_name(self, folder: str) -> str:
-            return folder.split("_")[0].title()
+    with DATASETS.scoped():
 
-    assert "test-flowers" in list_datasets("test-*")
-    splits = create_dataset(DataConfig(dataset="test-flowers", root=tmp_path)).load_splits()
-    assert splits.classes == ["Rose", "Tulip"]
-    with pytest.raises(ValueError, match="already registered"):
-        register_dataset("test-flowers")(Flowers)
+        @register_dataset("test-flowers")
+        class Flowers(ImageFolderDataset):
+            def parse_class_name(self, folder: str) -> str:
+                return folder.split("_")[0].title()
+
+        assert "test-flowers" in list_datasets("test-*")
+        splits = create_dataset(DataConfig(dataset="test-flowers", root=tmp_path)).load_splits()
+        assert splits.classes == ["Rose", "Tulip"]
+        with pytest.raises(ValueError, match="already registered"):
+            register_dataset("test-flowers")(Flowers)
+    assert "test-flowers" not in list_datasets("test-*")  # a rerun can register it again
 
 
 def test_textures_dataset_is_real_and_disjoint(textures_root: Path) -> None:
