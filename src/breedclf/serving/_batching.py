@@ -9,15 +9,18 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
 from breedclf.saved_model import Prediction
 from breedclf.serving._protocol import RequestError
+from breedclf.serving._threads import create_torch_pool, default_torch_threads
 
 __all__ = ["BatchResult", "BatchStats", "MicroBatcher"]
 
 PredictBatch = Callable[[torch.Tensor, int], list[list[Prediction]]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,8 @@ class MicroBatcher:
         if self._worker is not None:
             return
         self._closing = False
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="breedclf-forward", initializer=self._init_thread
+        self._executor = create_torch_pool(
+            1, torch_threads=self.torch_threads or default_torch_threads(), name="breedclf-forward"
         )
         self._worker = asyncio.create_task(self._run(), name="breedclf-batcher")
 
@@ -116,9 +119,11 @@ class MicroBatcher:
         batch = parts[0] if len(parts) == 1 else torch.cat(parts)
         return self._predict(batch, top_k)
 
-    def _init_thread(self) -> None:
-        if self.torch_threads is not None:
-            torch.set_num_threads(self.torch_threads)
+    async def run_in_worker(self, func: Callable[[], T]) -> T:
+        """Run ``func`` in the forward thread (after the batch running now, if any)."""
+        if self._executor is None:
+            raise RuntimeError("the batcher is not started")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func)
 
     @contextlib.contextmanager
     def expect(self) -> Iterator[None]:
