@@ -149,15 +149,26 @@ def package(
     output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write.")] = Path(
         "model.tar.gz"
     ),
+    vendor_deps: Annotated[
+        bool,
+        typer.Option(
+            "--vendor-deps",
+            help="Copy the dependencies into code/lib instead of writing requirements.txt, so "
+            "the endpoint installs nothing (network-isolated endpoints). Run it with the "
+            "container's Python version and CPU architecture.",
+        ),
+    ] = False,
 ) -> None:
     """Package a saved model as model.tar.gz for SageMaker's PyTorch inference container.
 
     The archive holds the model files at the top level, code/inference.py (breedclf's
-    handlers), code/requirements.txt, and breedclf's source vendored under code/breedclf.
+    handlers), breedclf's source vendored under code/breedclf, and either
+    code/requirements.txt (pip-installed when the endpoint starts) or, with --vendor-deps, the
+    dependencies themselves under code/lib.
     """
     from breedclf.serving._package import package_model
 
-    path = package_model(model_dir, output)
+    path = package_model(model_dir, output, vendor_dependencies=vendor_deps)
     typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 
