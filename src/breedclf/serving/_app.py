@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from starlette.applications import Starlette
@@ -47,6 +49,8 @@ from breedclf.serving._protocol import (
 from breedclf.serving._threads import create_torch_pool, default_torch_threads
 
 __all__ = ["create_app"]
+
+R = TypeVar("R")
 
 logger = logging.getLogger("breedclf.serving")
 
@@ -258,22 +262,21 @@ class _ServerState:
             accept = negotiate_accept(request.headers.get("accept"))
             media_type = parse_content_type(request.headers.get("content-type"))
             top_k = self._top_k(request)
-            with self.admission.request() as slot, self.batcher.expect():
-                body = await self._read_body(request, deadline, slot)
-                images, batch = await self._decode(body, media_type, deadline)
-                del body
-                slot.release()
-                future = self.batcher.enqueue(images, top_k)
-            try:
-                async with asyncio.timeout_at(_loop_time(deadline)):
-                    result = await future
-            except TimeoutError:
-                future.cancel()
-                raise RequestError(
-                    503,
-                    f"the request took longer than {self.config.request_timeout_s:g} s; the "
-                    "server is overloaded, retry later",
-                ) from None
+            with self.admission.request() as slot:
+                with self.batcher.expect():
+                    body = await self._read_body(request, deadline, slot)
+                    # Alone: decode and predict in one hand-off to the worker, no batching wait.
+                    solo = self.batcher.idle()
+                    if not solo:
+                        images, batch = await self._decode(body, media_type, deadline)
+                        del body
+                        slot.release()
+                        queued = self.batcher.enqueue(images, top_k)
+                if solo:
+                    job = functools.partial(self._prepare_and_predict, body, media_type, top_k)
+                    result, batch = await self._wait(self.batcher.run_solo(job), deadline)
+                else:
+                    result = await self._wait(queued, deadline)
         except RequestError as exc:
             # 408/413/503 may leave a body unread: the connection cannot carry another request.
             headers = {"Connection": "close"} if exc.status_code in {408, 413, 503} else {}
@@ -283,6 +286,19 @@ class _ServerState:
         body = encode_predictions(result.predictions, batch=batch)
         headers = {**_SECURITY_HEADERS, "X-Breedclf-Batch-Size": str(result.batch_size)}
         return Response(body, media_type=accept, headers=headers)
+
+    async def _wait(self, future: asyncio.Future[R], deadline: float) -> R:
+        """Await ``future`` until the request's deadline, then answer 503."""
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                return await future
+        except TimeoutError:
+            future.cancel()
+            raise RequestError(
+                503,
+                f"the request took longer than {self.config.request_timeout_s:g} s; the "
+                "server is overloaded, retry later",
+            ) from None
 
     def _top_k(self, request: Request) -> int:
         raw = request.query_params.get("top_k")
@@ -340,6 +356,13 @@ class _ServerState:
         parsed = parse_body(body, media_type, self.limits)
         tensors = [preprocess_request_image(self.saved, x, self.limits) for x in parsed.images]
         return torch.stack(tensors), parsed.batch
+
+    def _prepare_and_predict(
+        self, body: bytes, media_type: str, top_k: int
+    ) -> tuple[list[list[Prediction]], bool]:
+        """In the worker thread, for a request that found the server idle."""
+        images, batch = self._prepare(body, media_type)
+        return self._predict(images, top_k), batch
 
 
 def _loop_time(deadline: float) -> float:
