@@ -511,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bare-repeats", type=int, default=6, help="rounds over the photos")
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--decode-threads", type=int, help="breedclf serve --decode-threads")
+    parser.add_argument("--torch-threads", type=int, help="breedclf serve --torch-threads")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--naive-server", nargs=2, metavar=("MODEL_DIR", "PORT_FILE"), help=argparse.SUPPRESS
@@ -550,7 +552,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         bare_before = measure_bare(model_dir, photos, args.bare_repeats)
 
-        options = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}
+        options: dict[str, object] = {
+            "max_batch_size": args.max_batch_size,
+            "max_wait_ms": args.max_wait_ms,
+        }
+        for name in ("decode_threads", "torch_threads"):
+            if getattr(args, name) is not None:
+                options[name] = getattr(args, name)
+        print(f"breedclf serve options: {options}")
         ours = start_breedclf(model_dir, tmp / "breedclf.log", options, server_cpus)
         naive = start_naive(model_dir, tmp, server_cpus)
         if generator_cpus:  # the Python client runs in this process
