@@ -469,21 +469,32 @@ def measure_bare(model_dir: Path, photos: Sequence[bytes], repeats: int) -> floa
     """Median ms of decoding + preprocessing + one forward pass of one image, in-process.
 
     The same computation the server does for a lone request (``SavedModel.preprocess_image``,
-    then the channels-last forward of ``breedclf.serving``), without HTTP, queueing or threads.
+    then the prepared — BatchNorm-folded, channels-last — forward of ``breedclf.serving``),
+    without HTTP or queueing, run back to back in a worker thread set up like the server's
+    forward thread (``create_torch_pool``).
     """
     from breedclf.saved_model import load_model
     from breedclf.serving._handler import predict_batch, prepare_for_serving
+    from breedclf.serving._threads import create_torch_pool, default_torch_threads
 
     saved = prepare_for_serving(load_model(model_dir, device="cpu"))
-    for photo in photos:  # warm-up
-        predict_batch(saved, saved.preprocess_image(photo).unsqueeze(0), 5)
-    times = []
-    for _ in range(repeats):
-        for photo in photos:
-            t0 = time.perf_counter()
+
+    def run() -> list[float]:
+        for photo in photos:  # warm-up
             predict_batch(saved, saved.preprocess_image(photo).unsqueeze(0), 5)
-            times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        times = []
+        for _ in range(repeats):
+            for photo in photos:
+                t0 = time.perf_counter()
+                predict_batch(saved, saved.preprocess_image(photo).unsqueeze(0), 5)
+                times.append((time.perf_counter() - t0) * 1000)
+        return times
+
+    pool = create_torch_pool(1, torch_threads=default_torch_threads(), name="bare")
+    try:
+        return statistics.median(pool.submit(run).result())
+    finally:
+        pool.shutdown()
 
 
 # ------------------------------------------------------------------------------ main

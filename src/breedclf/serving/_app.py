@@ -189,6 +189,7 @@ class _ServerState:
             "preprocess": saved.preprocess.model_dump(mode="json"),
             "metrics": saved.metadata.get("metrics", {}),
         }
+        self._info_body = json.dumps(self._info).encode("utf-8")
 
     async def start(self) -> None:
         # Preprocessing one image is far too small to gain from parallelism, and parallel regions
@@ -198,6 +199,16 @@ class _ServerState:
             self.config.decode_threads, torch_threads=1, name="breedclf-decode"
         )
         await self.batcher.start()
+        # Measured in the threads themselves (what a container's CPU quota should match), once:
+        # every pool's threads exist from here on.
+        loop = asyncio.get_running_loop()
+        serving = {
+            "forward_threads": await self.batcher.run_in_worker(torch.get_num_threads),
+            "decode_threads": self.config.decode_threads,
+            "threads_per_decode": await loop.run_in_executor(self._decoder, torch.get_num_threads),
+            "max_batch_size": self.config.max_batch_size,
+        }
+        self._info_body = json.dumps({**self._info, "serving": serving}).encode("utf-8")
         if self.config.warmup:
             # One pass per batch size: oneDNN builds its kernels per input shape, so the first
             # request of each size would otherwise be slow (and memory would grow under load).
@@ -227,16 +238,7 @@ class _ServerState:
         return Response(status_code=200, headers=_SECURITY_HEADERS)
 
     async def info(self, request: Request) -> Response:
-        # Measured in the threads themselves: what a container's CPU quota should match.
-        loop = asyncio.get_running_loop()
-        serving = {
-            "forward_threads": await self.batcher.run_in_worker(torch.get_num_threads),
-            "decode_threads": self.config.decode_threads,
-            "threads_per_decode": await loop.run_in_executor(self._decoder, torch.get_num_threads),
-            "max_batch_size": self.config.max_batch_size,
-        }
-        body = json.dumps({**self._info, "serving": serving}).encode("utf-8")
-        return Response(body, media_type="application/json", headers=_SECURITY_HEADERS)
+        return Response(self._info_body, media_type="application/json", headers=_SECURITY_HEADERS)
 
     async def page(self, request: Request) -> Response:
         return self._static_response("index.html")
