@@ -85,7 +85,8 @@ def serve(
 
     Speaks SageMaker's container contract (port 8080, /ping, /invocations), batches concurrent
     requests into shared forward passes, and answers every bad request with a 4xx and a JSON
-    reason. Stops gracefully on SIGTERM or Ctrl-C.
+    reason. Stops gracefully on SIGTERM or Ctrl-C. Options left out take ServingConfig's
+    defaults (listed in docs/serving.md).
     """
     try:
         import uvicorn
