@@ -8,15 +8,23 @@ top-5 JSON. The naive baseline is the handler course scripts write: a single-thr
 under ``torch.no_grad()``, softmax and top-k, one request at a time. (Its listen backlog is
 raised to 128 so that concurrency 32 is not refused at the socket level.)
 
-For each concurrency level (1, 8, 32 by default) each server is loaded for ``--duration``
-seconds by that many client threads with keep-alive connections, the two servers alternating
-which goes first. Reported: p50/p95/p99 latency, throughput, errors, the mean forward-pass batch
-size of breedclf's server, its resident memory before and after the load, and two ratios:
+Load comes from a native generator — ``wrk`` (found on ``PATH``, else installed with apt-get
+when run as root) POSTing the JPEGs through a Lua script — so that the measurement costs the
+servers little CPU; ``hey`` is not used because it cannot rotate bodies. A Python client (one
+thread per connection, keep-alive, ``TCP_NODELAY``) runs the same levels as a cross-check.
+Where the machine has CPUs to spare (≥ 4), the generator and the servers are pinned to separate
+cores with ``taskset``; on 2 CPUs they share both (pinning the generator to one core would halve
+the servers), and the report says how the cores were split.
 
-* throughput of breedclf / naive at concurrency ≥ 8 (goal ≥ 2);
+For each concurrency level (1, 8, 32 by default) each server is loaded for ``--duration``
+seconds, the two servers alternating which goes first. Reported: req/s, p50/p95/p99 latency,
+errors, the mean forward-pass batch size, both servers' resident memory before and after the
+load, and each ratio against its goal:
+
+* throughput breedclf / naive at concurrency 1: ≥ 1 (never slower than naive);
 * p50 latency of breedclf at concurrency 1 / the bare cost of one request in-process — the
-  server's own decode + preprocess + channels-last forward of one image, without HTTP — (goal
-  ≤ 1.2).
+  server's own decode + preprocess + forward of one image, without HTTP — : ≤ 1.2;
+* throughput breedclf / naive at concurrency ≥ 8: ≥ 2.
 
 Without ``--model-dir`` the model is EfficientNet-Lite0 with its ImageNet weights and a new
 133-class head (the dogImages class count) at 224 px, built offline. The machine's load average
@@ -35,6 +43,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -54,6 +63,7 @@ from PIL import Image
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 WIDTHS = (500, 640, 400, 600)
 GOAL_THROUGHPUT_RATIO = 2.0
+GOAL_SINGLE_USER_RATIO = 1.0
 GOAL_P50_RATIO = 1.2
 
 
@@ -170,23 +180,27 @@ class Process:
             self.popen.wait()
 
 
-def start_breedclf(model_dir: Path, log: Path, options: dict[str, object]) -> Process:
+def start_breedclf(
+    model_dir: Path, log: Path, options: dict[str, object], prefix: Sequence[str]
+) -> Process:
     code = (
         "from pathlib import Path\n"
         "from breedclf.serving._commands import serve\n"
         f"serve(Path({str(model_dir)!r}), port=0, access_log=False, **{options!r})\n"
     )
     with log.open("wb") as out:
-        popen = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT)
+        popen = subprocess.Popen(
+            [*prefix, sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT
+        )
     url = _wait_for(popen, lambda: _url_in(log), log)
     return Process("breedclf", popen, url)
 
 
-def start_naive(model_dir: Path, tmp: Path) -> Process:
+def start_naive(model_dir: Path, tmp: Path, prefix: Sequence[str]) -> Process:
     port_file, log = tmp / "naive.port", tmp / "naive.log"
     with log.open("wb") as out:
         popen = subprocess.Popen(
-            [sys.executable, __file__, "--naive-server", str(model_dir), str(port_file)],
+            [*prefix, sys.executable, __file__, "--naive-server", str(model_dir), str(port_file)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -242,21 +256,160 @@ class _NoDelayConnection(http.client.HTTPConnection):
 
 @dataclass
 class LoadResult:
-    """Latencies and counts of one server at one concurrency."""
+    """Latencies and counts of one server at one concurrency, from one load generator."""
 
     server: str
     concurrency: int
     seconds: float
+    generator: str = "python"
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    # wrk reports its own aggregates instead of every latency.
+    requests: int | None = None
+    percentiles_ms: dict[float, float] = field(default_factory=dict)
+    mean_batch_size: float | None = None
 
     @property
     def throughput(self) -> float:
-        return len(self.latencies_ms) / self.seconds
+        count = self.requests if self.requests is not None else len(self.latencies_ms)
+        return count / self.seconds
 
     def percentile(self, q: float) -> float:
+        if q in self.percentiles_ms:
+            return self.percentiles_ms[q]
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    @property
+    def mean_batch(self) -> float:
+        if self.mean_batch_size is not None:
+            return self.mean_batch_size
+        return statistics.mean(self.batch_sizes) if self.batch_sizes else 1.0
+
+
+WRK_SCRIPT = r"""
+-- POST the photos given after "--" in turn; collect status and batch-size headers per thread.
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args)
+  bodies = {}
+  for i, path in ipairs(args) do
+    local file = assert(io.open(path, "rb"))
+    bodies[i] = file:read("*all")
+    file:close()
+  end
+  counter, batch_sum, batch_n, non200 = 0, 0, 0, 0
+end
+function request()
+  counter = counter + 1
+  return wrk.format("POST", "/invocations", {["Content-Type"] = "image/jpeg"},
+                    bodies[(counter % #bodies) + 1])
+end
+function response(status, headers, body)
+  if status ~= 200 then non200 = non200 + 1 end
+  local size = headers["x-breedclf-batch-size"] or headers["X-Breedclf-Batch-Size"]
+  if size then batch_sum = batch_sum + tonumber(size); batch_n = batch_n + 1 end
+end
+function done(summary, latency, requests)
+  local bs, bn, bad = 0, 0, 0
+  for _, t in ipairs(threads) do
+    bs = bs + t:get("batch_sum"); bn = bn + t:get("batch_n"); bad = bad + t:get("non200")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "WRK_JSON {\"requests\": %d, \"duration_us\": %d, \"socket_errors\": %d, " ..
+    "\"non200\": %d, \"p50_us\": %d, \"p95_us\": %d, \"p99_us\": %d, " ..
+    "\"batch_sum\": %d, \"batch_n\": %d}\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, bad,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), bs, bn))
+end
+"""
+
+
+def find_wrk() -> tuple[str | None, str]:
+    """The wrk binary and how it was found (on PATH, installed now, or why not)."""
+    found = shutil.which("wrk")
+    if found:
+        return found, f"wrk found at {found}"
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return None, "wrk is not installed and cannot be (not root, or no apt-get)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "wrk"]
+    if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
+        subprocess.run(install, env=env, capture_output=True, timeout=600)
+    found = shutil.which("wrk")
+    return found, (f"wrk installed now with apt-get ({found})" if found else "wrk install failed")
+
+
+def run_wrk(
+    wrk: str,
+    url: str,
+    name: str,
+    photo_paths: Sequence[Path],
+    concurrency: int,
+    seconds: float,
+    script: Path,
+    prefix: Sequence[str],
+) -> LoadResult:
+    """``concurrency`` keep-alive connections from one wrk thread, for ``seconds``."""
+    command = [
+        *prefix,
+        wrk,
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "60s",
+        "-s",
+        str(script),
+        f"{url}/invocations",
+        "--",
+        *map(str, photo_paths),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    data = json.loads(line[9:])
+    return LoadResult(
+        name,
+        concurrency,
+        data["duration_us"] / 1e6,
+        generator="wrk",
+        errors=data["socket_errors"] + data["non200"],
+        requests=data["requests"] - data["non200"],
+        percentiles_ms={q: data[f"p{q}_us"] / 1000 for q in (50, 95, 99)},
+        mean_batch_size=data["batch_sum"] / data["batch_n"] if data["batch_n"] else 1.0,
+    )
+
+
+def plan_cpus(pin: str) -> tuple[list[str], list[str], str]:
+    """``taskset`` prefixes for the generator and the servers, and how the cores were split."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if pin == "off" or (pin == "auto" and len(cpus) < 4):
+        why = "pinning off" if pin == "off" else f"only {len(cpus)} CPUs, pinning would halve them"
+        return [], [], f"not pinned ({why}): generator and servers share CPUs {cpus}"
+    if shutil.which("taskset") is None:
+        return [], [], "not pinned: taskset is not installed"
+    if pin == "auto":
+        generator, servers = cpus[-1:], cpus[:-1]
+    else:
+        gen_text, _, server_text = pin.partition(":")
+        generator, servers = _cpu_list(gen_text), _cpu_list(server_text)
+    return (
+        ["taskset", "-c", ",".join(map(str, generator))],
+        ["taskset", "-c", ",".join(map(str, servers))],
+        f"generator on CPU {generator}, servers on CPUs {servers} (taskset)",
+    )
+
+
+def _cpu_list(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        out += range(int(first), int(last or first) + 1)
+    return out
 
 
 def run_load(
@@ -316,21 +469,32 @@ def measure_bare(model_dir: Path, photos: Sequence[bytes], repeats: int) -> floa
     """Median ms of decoding + preprocessing + one forward pass of one image, in-process.
 
     The same computation the server does for a lone request (``SavedModel.preprocess_image``,
-    then the channels-last forward of ``breedclf.serving``), without HTTP, queueing or threads.
+    then the prepared — BatchNorm-folded, channels-last — forward of ``breedclf.serving``),
+    without HTTP or queueing, run back to back in a worker thread set up like the server's
+    forward thread (``create_torch_pool``).
     """
     from breedclf.saved_model import load_model
     from breedclf.serving._handler import predict_batch, prepare_for_serving
+    from breedclf.serving._threads import create_torch_pool, default_torch_threads
 
     saved = prepare_for_serving(load_model(model_dir, device="cpu"))
-    for photo in photos:  # warm-up
-        predict_batch(saved, saved.preprocess_image(photo).unsqueeze(0), 5)
-    times = []
-    for _ in range(repeats):
-        for photo in photos:
-            t0 = time.perf_counter()
+
+    def run() -> list[float]:
+        for photo in photos:  # warm-up
             predict_batch(saved, saved.preprocess_image(photo).unsqueeze(0), 5)
-            times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        times = []
+        for _ in range(repeats):
+            for photo in photos:
+                t0 = time.perf_counter()
+                predict_batch(saved, saved.preprocess_image(photo).unsqueeze(0), 5)
+                times.append((time.perf_counter() - t0) * 1000)
+        return times
+
+    pool = create_torch_pool(1, torch_threads=default_torch_threads(), name="bare")
+    try:
+        return statistics.median(pool.submit(run).result())
+    finally:
+        pool.shutdown()
 
 
 # ------------------------------------------------------------------------------ main
@@ -341,9 +505,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, help="saved model (default: Lite0, 133 classes)")
     parser.add_argument("--levels", default="1,8,32", help="client concurrency levels")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per level/server")
+    parser.add_argument(
+        "--cross-check-duration",
+        type=float,
+        default=5.0,
+        help="seconds per level/server of the Python client cross-check (0: skip it)",
+    )
+    parser.add_argument(
+        "--generator", choices=("auto", "wrk", "python"), default="auto", help="main load source"
+    )
+    parser.add_argument(
+        "--pin",
+        default="auto",
+        help="'auto' (split cores when there are >= 4), 'off', or GEN_CPUS:SERVER_CPUS (0:1-3)",
+    )
     parser.add_argument("--bare-repeats", type=int, default=6, help="rounds over the photos")
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--decode-threads", type=int, help="breedclf serve --decode-threads")
+    parser.add_argument("--torch-threads", type=int, help="breedclf serve --torch-threads")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--naive-server", nargs=2, metavar=("MODEL_DIR", "PORT_FILE"), help=argparse.SUPPRESS
@@ -353,43 +533,80 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_naive_server(*args.naive_server)
         return 0
     levels = [int(x) for x in args.levels.split(",")]
+    wrk, how = (None, "Python client only (--generator python)")
+    if args.generator != "python":
+        wrk, how = find_wrk()
+        if wrk is None and args.generator == "wrk":
+            raise SystemExit(how)
+    generator_cpus, server_cpus, split = plan_cpus(args.pin)
 
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp_name:
         tmp = Path(tmp_name)
         model_dir = args.model_dir or build_model(tmp / "model")
         photos = make_photos()
+        photo_paths = []
+        for i, photo in enumerate(photos):
+            photo_paths.append(tmp / f"photo{i}.jpg")
+            photo_paths[-1].write_bytes(photo)
+        script = tmp / "post.lua"
+        script.write_text(WRK_SCRIPT)
         print(
             f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
             f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
             f"load average {os.getloadavg()[0]:.1f}"
         )
+        print(f"load generator: {how}; Python client cross-check: {args.cross_check_duration:g} s")
+        print(f"cores: {split}")
         print(
             f"model: {model_dir}; photos: {len(photos)} JPEGs, "
             f"{min(map(len, photos)) // 1024}–{max(map(len, photos)) // 1024} KiB"
         )
         bare_before = measure_bare(model_dir, photos, args.bare_repeats)
 
-        options = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}
-        ours = start_breedclf(model_dir, tmp / "breedclf.log", options)
-        naive = start_naive(model_dir, tmp)
+        options: dict[str, object] = {
+            "max_batch_size": args.max_batch_size,
+            "max_wait_ms": args.max_wait_ms,
+        }
+        for name in ("decode_threads", "torch_threads"):
+            if getattr(args, name) is not None:
+                options[name] = getattr(args, name)
+        print(f"breedclf serve options: {options}")
+        ours = start_breedclf(model_dir, tmp / "breedclf.log", options, server_cpus)
+        naive = start_naive(model_dir, tmp, server_cpus)
+        if generator_cpus:  # the Python client runs in this process
+            os.sched_setaffinity(0, _cpu_list(generator_cpus[-1]))
         results: list[LoadResult] = []
+        checks: list[LoadResult] = []
         try:
             for process in (ours, naive):  # warm-up, unmeasured
                 run_load(process.url, process.name, photos, 8, 2.0)
-            rss_before = ours.rss_mib()
-            naive_rss_before = naive.rss_mib()
+            rss_before = {p.name: p.rss_mib() for p in (ours, naive)}
             for k, level in enumerate(levels):
                 order = (ours, naive) if k % 2 == 0 else (naive, ours)
                 for process in order:
-                    result = run_load(process.url, process.name, photos, level, args.duration)
+                    if wrk is not None:
+                        result = run_wrk(
+                            wrk, process.url, process.name, photo_paths, level,
+                            args.duration, script, generator_cpus,
+                        )  # fmt: skip
+                    else:
+                        result = run_load(process.url, process.name, photos, level, args.duration)
                     results.append(result)
-                    print(
+                    line = (
                         f"  {process.name:8s} c={level:<3d} {result.throughput:6.1f} req/s  "
-                        f"p50 {result.percentile(50):7.1f} ms",
-                        flush=True,
+                        f"p50 {result.percentile(50):7.1f} ms ({result.generator})"
                     )
-            rss_after = ours.rss_mib()
-            naive_rss_after = naive.rss_mib()
+                    if wrk is not None and args.cross_check_duration > 0:
+                        check = run_load(
+                            process.url, process.name, photos, level, args.cross_check_duration
+                        )
+                        checks.append(check)
+                        line += (
+                            f"; python client {check.throughput:6.1f} req/s "
+                            f"p50 {check.percentile(50):7.1f} ms"
+                        )
+                    print(line, flush=True)
+            rss_after = {p.name: p.rss_mib() for p in (ours, naive)}
         finally:
             ours.stop()
             naive.stop()
@@ -397,62 +614,71 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bare = (bare_before + bare_after) / 2
     print()
-    print("| server | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        mean_batch = f"{statistics.mean(r.batch_sizes):.1f}" if r.batch_sizes else "1"
+    print(
+        "| server | concurrency | generator | req/s | p50 ms | p95 ms | p99 ms | errors "
+        "| mean batch |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for r in [*results, *checks]:
         print(
-            f"| {r.server} | {r.concurrency} | {r.throughput:.1f} | {r.percentile(50):.1f} | "
-            f"{r.percentile(95):.1f} | {r.percentile(99):.1f} | {r.errors} | {mean_batch} |"
+            f"| {r.server} | {r.concurrency} | {r.generator} | {r.throughput:.1f} | "
+            f"{r.percentile(50):.1f} | {r.percentile(95):.1f} | {r.percentile(99):.1f} | "
+            f"{r.errors} | {r.mean_batch:.1f} |"
         )
     print()
-    by = {(r.server, r.concurrency): r for r in results}
     summary: dict[str, Any] = {
+        "generator": how,
+        "cores": split,
         "bare_ms": bare,
         "bare_ms_before": bare_before,
         "bare_ms_after": bare_after,
     }
-    for level in levels:
-        ratio = by["breedclf", level].throughput / by["naive", level].throughput
-        summary[f"throughput_ratio_c{level}"] = ratio
-        met = "met" if ratio >= GOAL_THROUGHPUT_RATIO else "NOT met"
-        goal = f" (goal ≥ {GOAL_THROUGHPUT_RATIO:g}: {met})" if level >= 8 else ""
-        print(f"throughput breedclf / naive at c={level}: {ratio:.2f}x{goal}")
-    if 1 in levels:
-        p50 = by["breedclf", 1].percentile(50)
-        ratio = p50 / bare
-        summary["p50_ratio_c1"] = ratio
+    for label, group in (("", results), ("python_", checks)):
+        by = {(r.server, r.concurrency): r for r in group}
+        if not by:
+            continue
+        source = group[0].generator
+        for level in levels:
+            ratio = by["breedclf", level].throughput / by["naive", level].throughput
+            summary[f"{label}throughput_ratio_c{level}"] = ratio
+            goal = GOAL_THROUGHPUT_RATIO if level >= 8 else GOAL_SINGLE_USER_RATIO
+            met = "met" if ratio >= goal else "NOT met"
+            print(
+                f"[{source}] throughput breedclf / naive at c={level}: {ratio:.2f}x "
+                f"(goal ≥ {goal:g}: {met})"
+            )
+        if 1 in levels:
+            p50 = by["breedclf", 1].percentile(50)
+            ratio = p50 / bare
+            summary[f"{label}p50_ratio_c1"] = ratio
+            met = "met" if ratio <= GOAL_P50_RATIO else "NOT met"
+            print(
+                f"[{source}] p50 at c=1: {p50:.1f} ms = {ratio:.2f}x the bare decode + preprocess "
+                f"+ forward ({bare:.1f} ms; {bare_before:.1f} before, {bare_after:.1f} after the "
+                f"load) (goal ≤ {GOAL_P50_RATIO:g}: {met})"
+            )
+    summary.update(rss_before_mib=rss_before, rss_after_mib=rss_after)
+    for name in ("breedclf", "naive"):
+        growth = (rss_after[name] - rss_before[name]) / rss_before[name]
         print(
-            f"p50 at c=1: {p50:.1f} ms = {ratio:.2f}x the bare preprocess + forward "
-            f"({bare:.1f} ms; {bare_before:.1f} before, {bare_after:.1f} after the load) "
-            f"(goal ≤ {GOAL_P50_RATIO:g}: {'met' if ratio <= GOAL_P50_RATIO else 'NOT met'})"
+            f"{name} server RSS: {rss_before[name]:.0f} MiB after warm-up, "
+            f"{rss_after[name]:.0f} MiB after the load ({growth:+.1%})"
         )
-    growth = (rss_after - rss_before) / rss_before
-    summary.update(
-        rss_before_mib=rss_before,
-        rss_after_mib=rss_after,
-        rss_growth=growth,
-        naive_rss_before_mib=naive_rss_before,
-        naive_rss_after_mib=naive_rss_after,
-    )
-    print(
-        f"breedclf server RSS: {rss_before:.0f} MiB after warm-up, {rss_after:.0f} MiB after "
-        f"the load ({growth:+.1%}); naive: {naive_rss_before:.0f} → {naive_rss_after:.0f} MiB"
-    )
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     if args.json:
         summary["results"] = [
             {
                 "server": r.server,
                 "concurrency": r.concurrency,
+                "generator": r.generator,
                 "throughput": r.throughput,
                 "p50_ms": r.percentile(50),
                 "p95_ms": r.percentile(95),
                 "p99_ms": r.percentile(99),
                 "errors": r.errors,
-                "requests": len(r.latencies_ms),
+                "mean_batch": r.mean_batch,
             }
-            for r in results
+            for r in [*results, *checks]
         ]
         args.json.write_text(json.dumps(summary, indent=2))
     return 0

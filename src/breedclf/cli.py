@@ -171,13 +171,23 @@ def predict(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
-    """Print labelled top-k predictions for images, from a saved model or an endpoint."""
+    """Print labelled top-k predictions for images, from a saved model or an endpoint.
+
+    Every image is tried: one that cannot be read or that the server refuses is named with the
+    reason (on stderr; with --json also as a JSON line), and the exit code is then 1.
+    """
+    # Only the names this command catches: with --endpoint, torch is never imported.
+    from breedclf.errors import ImageDecodeError
+    from breedclf.serving import EndpointRequestError, EndpointServerError
+
     if endpoint is not None:
         from breedclf.serving import Predictor
 
         images = list(paths)
         client = Predictor(endpoint)
-        results = [client.predict(p, top_k=top_k) for p in images]
+
+        def classify(image: Path) -> list[Any]:
+            return client.predict(image, top_k=top_k)
     else:
         if len(paths) < 2:
             raise typer.BadParameter("give MODEL_DIR and at least one image (or --endpoint URL)")
@@ -185,14 +195,38 @@ def predict(
 
         model = load_model(paths[0], device="auto")
         images = list(paths[1:])
-        results = [model.predict(p, top_k=top_k) for p in images]
-    for image, preds in zip(images, results, strict=True):
+
+        def classify(image: Path) -> list[Any]:
+            return model.predict(image, top_k=top_k)
+
+    def report_failure(image: Path, reason: str, status: int | None) -> None:
+        # On stderr; with --json also on stdout, so a consumer gets one line per image.
+        where = f" (HTTP {status})" if status is not None else ""
+        typer.echo(f"error: {image}{where}: {reason}", err=True)
+        if as_json:
+            typer.echo(json.dumps({"image": str(image), "error": reason, "status": status}))
+
+    failed = 0
+    for image in images:
+        try:
+            preds = classify(image)
+        except (EndpointRequestError, EndpointServerError) as exc:
+            failed += 1
+            report_failure(image, exc.reason, exc.status_code)
+            continue
+        except (ImageDecodeError, FileNotFoundError) as exc:
+            failed += 1
+            report_failure(image, str(exc), None)
+            continue
         if as_json:
             typer.echo(json.dumps({"image": str(image), "predictions": preds}))
         else:
             typer.echo(f"{image}:")
             for p in preds:
                 typer.echo(f"  {p['probability']:6.1%}  {p['label']}  (index {p['index']})")
+    if failed:
+        typer.echo(f"error: {failed} of {len(images)} images could not be classified", err=True)
+        raise typer.Exit(1)
 
 
 @data_app.command("check")

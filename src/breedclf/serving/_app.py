@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from starlette.applications import Starlette
@@ -44,8 +46,11 @@ from breedclf.serving._protocol import (
     parse_custom_attributes,
     parse_top_k,
 )
+from breedclf.serving._threads import create_torch_pool, default_torch_threads
 
 __all__ = ["create_app"]
+
+R = TypeVar("R")
 
 logger = logging.getLogger("breedclf.serving")
 
@@ -103,6 +108,62 @@ def create_app(model: SavedModel | str | Path, config: ServingConfig | None = No
     return app
 
 
+class _Admission:
+    """Bounds what requests in progress may hold at once: their number and their body bytes.
+
+    Without it, every connection uvicorn accepts (up to 1024) could buffer a 6 MiB body. Used
+    from the event loop only, so plain counters suffice.
+    """
+
+    def __init__(self, max_requests: int, max_bytes: int) -> None:
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self.requests = 0
+        self.bytes = 0
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[_Slot]:
+        """Admit one request, or raise a 503 when ``max_requests`` are in progress."""
+        if self.requests >= self.max_requests:
+            raise RequestError(
+                503,
+                f"server busy: {self.requests} requests in progress, the limit is "
+                f"{self.max_requests}; retry shortly",
+            )
+        self.requests += 1
+        slot = _Slot(self)
+        try:
+            yield slot
+        finally:
+            slot.release()
+            self.requests -= 1
+
+
+class _Slot:
+    """One admitted request's share of the body-byte budget."""
+
+    def __init__(self, admission: _Admission) -> None:
+        self._admission = admission
+        self.reserved = 0
+
+    def reserve(self, size: int) -> None:
+        """Hold ``size`` more bytes, or raise a 503 when the budget has no room for them."""
+        admission = self._admission
+        if admission.bytes + size > admission.max_bytes:
+            raise RequestError(
+                503,
+                f"server busy: request bodies in progress hold {admission.bytes / 2**20:.1f} "
+                f"MiB of the {admission.max_bytes / 2**20:g} MiB allowed; retry shortly",
+            )
+        admission.bytes += size
+        self.reserved += size
+
+    def release(self) -> None:
+        """Give back every byte held (the body has been decoded, or the request ended)."""
+        self._admission.bytes -= self.reserved
+        self.reserved = 0
+
+
 class _ServerState:
     """The loaded model, the batcher and the request handlers bound to them."""
 
@@ -110,32 +171,44 @@ class _ServerState:
         self.saved = saved
         self.config = config
         self.limits: RequestLimits = config.limits
+        self.admission = _Admission(config.max_concurrency, config.max_buffered_bytes)
+        self.forward_threads = config.torch_threads or default_torch_threads()
         self.batcher = MicroBatcher(
             self._predict,
             max_batch_size=config.max_batch_size,
             max_wait_s=config.max_wait_ms / 1000.0,
             max_queued=config.max_queued,
-            torch_threads=config.torch_threads,
+            torch_threads=self.forward_threads,
         )
         self._decoder: ThreadPoolExecutor | None = None
         self._static = _load_static()
-        self._info = json.dumps(
-            {
-                "arch": saved.model.arch,
-                "num_classes": len(saved.classes),
-                "classes": saved.classes,
-                "preprocess": saved.preprocess.model_dump(mode="json"),
-                "metrics": saved.metadata.get("metrics", {}),
-            }
-        ).encode("utf-8")
+        self._info: dict[str, object] = {
+            "arch": saved.model.arch,
+            "num_classes": len(saved.classes),
+            "classes": saved.classes,
+            "preprocess": saved.preprocess.model_dump(mode="json"),
+            "metrics": saved.metadata.get("metrics", {}),
+        }
+        self._info_body = json.dumps(self._info).encode("utf-8")
 
     async def start(self) -> None:
-        self._decoder = ThreadPoolExecutor(
-            max_workers=self.config.decode_threads,
-            thread_name_prefix="breedclf-decode",
-            initializer=_single_threaded_torch,
+        # Preprocessing one image is far too small to gain from parallelism, and parallel regions
+        # started from several threads at once fight the forward pass for the same cores (seen:
+        # 25 ms instead of 3 ms per image on a busy 2-core machine): decode threads use one.
+        self._decoder = create_torch_pool(
+            self.config.decode_threads, torch_threads=1, name="breedclf-decode"
         )
         await self.batcher.start()
+        # Measured in the threads themselves (what a container's CPU quota should match), once:
+        # every pool's threads exist from here on.
+        loop = asyncio.get_running_loop()
+        serving = {
+            "forward_threads": await self.batcher.run_in_worker(torch.get_num_threads),
+            "decode_threads": self.config.decode_threads,
+            "threads_per_decode": await loop.run_in_executor(self._decoder, torch.get_num_threads),
+            "max_batch_size": self.config.max_batch_size,
+        }
+        self._info_body = json.dumps({**self._info, "serving": serving}).encode("utf-8")
         if self.config.warmup:
             # One pass per batch size: oneDNN builds its kernels per input shape, so the first
             # request of each size would otherwise be slow (and memory would grow under load).
@@ -165,7 +238,7 @@ class _ServerState:
         return Response(status_code=200, headers=_SECURITY_HEADERS)
 
     async def info(self, request: Request) -> Response:
-        return Response(self._info, media_type="application/json", headers=_SECURITY_HEADERS)
+        return Response(self._info_body, media_type="application/json", headers=_SECURITY_HEADERS)
 
     async def page(self, request: Request) -> Response:
         return self._static_response("index.html")
@@ -191,26 +264,43 @@ class _ServerState:
             accept = negotiate_accept(request.headers.get("accept"))
             media_type = parse_content_type(request.headers.get("content-type"))
             top_k = self._top_k(request)
-            with self.batcher.expect():
-                body = await self._read_body(request, deadline)
-                images, batch = await self._decode(body, media_type, deadline)
-                future = self.batcher.enqueue(images, top_k)
-            try:
-                async with asyncio.timeout_at(_loop_time(deadline)):
-                    result = await future
-            except TimeoutError:
-                future.cancel()
-                raise RequestError(
-                    503,
-                    f"the request took longer than {self.config.request_timeout_s:g} s; the "
-                    "server is overloaded, retry later",
-                ) from None
+            with self.admission.request() as slot:
+                with self.batcher.expect():
+                    body = await self._read_body(request, deadline, slot)
+                    # Alone: decode and predict in one hand-off to the worker, no batching wait.
+                    solo = self.batcher.idle()
+                    if not solo:
+                        images, batch = await self._decode(body, media_type, deadline)
+                        del body
+                        slot.release()
+                        queued = self.batcher.enqueue(images, top_k)
+                if solo:
+                    job = functools.partial(self._prepare_and_predict, body, media_type, top_k)
+                    result, batch = await self._wait(self.batcher.run_solo(job), deadline)
+                else:
+                    result = await self._wait(queued, deadline)
         except RequestError as exc:
-            headers = {"Connection": "close"} if exc.status_code in {408, 413} else {}
+            # 408/413/503 may leave a body unread: the connection cannot carry another request.
+            headers = {"Connection": "close"} if exc.status_code in {408, 413, 503} else {}
+            if exc.status_code == 503:
+                headers["Retry-After"] = "1"
             return _error_response(exc.status_code, exc.reason, headers)
         body = encode_predictions(result.predictions, batch=batch)
         headers = {**_SECURITY_HEADERS, "X-Breedclf-Batch-Size": str(result.batch_size)}
         return Response(body, media_type=accept, headers=headers)
+
+    async def _wait(self, future: asyncio.Future[R], deadline: float) -> R:
+        """Await ``future`` until the request's deadline, then answer 503."""
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                return await future
+        except TimeoutError:
+            future.cancel()
+            raise RequestError(
+                503,
+                f"the request took longer than {self.config.request_timeout_s:g} s; the "
+                "server is overloaded, retry later",
+            ) from None
 
     def _top_k(self, request: Request) -> int:
         raw = request.query_params.get("top_k")
@@ -219,7 +309,7 @@ class _ServerState:
             raw = attributes.get("top_k")
         return parse_top_k(raw)
 
-    async def _read_body(self, request: Request, deadline: float) -> bytes:
+    async def _read_body(self, request: Request, deadline: float, slot: _Slot) -> bytes:
         limit = self.limits.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None:
@@ -229,6 +319,8 @@ class _ServerState:
                 raise RequestError(400, f"invalid Content-Length {declared[:30]!r}") from None
             if declared_size > limit * _DRAIN_FACTOR:
                 raise RequestError(413, _too_large_message(declared_size, limit))
+            # Held before the first byte arrives, so a full budget refuses at once.
+            slot.reserve(min(max(declared_size, 0), limit))
         chunks: list[bytes] = []
         size = 0
         try:
@@ -236,6 +328,8 @@ class _ServerState:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size <= limit:
+                        if size > slot.reserved:  # chunked upload: held as it arrives
+                            slot.reserve(size - slot.reserved)
                         chunks.append(chunk)
                     elif size > limit * _DRAIN_FACTOR:
                         break
@@ -265,16 +359,12 @@ class _ServerState:
         tensors = [preprocess_request_image(self.saved, x, self.limits) for x in parsed.images]
         return torch.stack(tensors), parsed.batch
 
-
-def _single_threaded_torch() -> None:
-    """Keep a decode thread's tensor ops off torch's intra-op thread pool.
-
-    The setting is per thread: the forward thread keeps all its threads. Preprocessing one
-    image is far too small to gain from parallelism, and parallel regions started from several
-    threads at once fight the forward pass for the same cores (seen: 25 ms instead of 3 ms per
-    image on a busy 2-core machine).
-    """
-    torch.set_num_threads(1)
+    def _prepare_and_predict(
+        self, body: bytes, media_type: str, top_k: int
+    ) -> tuple[list[list[Prediction]], bool]:
+        """In the worker thread, for a request that found the server idle."""
+        images, batch = self._prepare(body, media_type)
+        return self._predict(images, top_k), batch
 
 
 def _loop_time(deadline: float) -> float:

@@ -9,15 +9,18 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
 from breedclf.saved_model import Prediction
 from breedclf.serving._protocol import RequestError
+from breedclf.serving._threads import create_torch_pool, default_torch_threads
 
 __all__ = ["BatchResult", "BatchStats", "MicroBatcher"]
 
 PredictBatch = Callable[[torch.Tensor, int], list[list[Prediction]]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,9 @@ class MicroBatcher:
     A single thread runs every forward pass, so the model is never used concurrently and
     the CPU threads of torch are not oversubscribed. While it runs, new requests queue up and
     form the next batch. A batch waits for stragglers only while some request is known to be
-    on its way (:meth:`expect` — decoding its image), and never longer than ``max_wait_s``:
-    a lone request is not delayed at all.
+    on its way (:meth:`expect` — decoding its image), and never longer than ``max_wait_s``.
+    A request that finds the worker idle skips the queue altogether (:meth:`idle`,
+    :meth:`run_solo`): its whole job, decoding included, runs at once in the worker thread.
 
     Args:
         predict: ``predict(batch, top_k)`` → labelled top-k lists, run in the worker thread.
@@ -81,6 +85,7 @@ class MicroBatcher:
         self._pending: collections.deque[_Item] = collections.deque()
         self._queued_images = 0
         self._incoming = 0
+        self._active = 0  # jobs handed to the worker thread and not finished
         self._wakeup = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -91,8 +96,8 @@ class MicroBatcher:
         if self._worker is not None:
             return
         self._closing = False
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="breedclf-forward", initializer=self._init_thread
+        self._executor = create_torch_pool(
+            1, torch_threads=self.torch_threads or default_torch_threads(), name="breedclf-forward"
         )
         self._worker = asyncio.create_task(self._run(), name="breedclf-batcher")
 
@@ -116,9 +121,47 @@ class MicroBatcher:
         batch = parts[0] if len(parts) == 1 else torch.cat(parts)
         return self._predict(batch, top_k)
 
-    def _init_thread(self) -> None:
-        if self.torch_threads is not None:
-            torch.set_num_threads(self.torch_threads)
+    async def run_in_worker(self, func: Callable[[], T]) -> T:
+        """Run ``func`` in the forward thread (after the batch running now, if any)."""
+        if self._executor is None:
+            raise RuntimeError("the batcher is not started")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func)
+
+    def idle(self) -> bool:
+        """Whether the caller's request is the only one: none queued, none in the worker, and
+        no other being received or decoded (call from within :meth:`expect`)."""
+        return self._active == 0 and not self._pending and self._incoming <= 1
+
+    def run_solo(
+        self, job: Callable[[], tuple[list[list[Prediction]], T]]
+    ) -> asyncio.Task[tuple[BatchResult, T]]:
+        """Run a whole request in the worker thread now: ``job()`` decodes and predicts, and
+        returns the predictions and anything else the caller needs back.
+
+        For a request that found the server :meth:`idle`: no queue, no batching wait, and one
+        thread hand-off instead of two. Requests arriving meanwhile queue and form the next
+        batch. The worker is marked busy before this returns.
+
+        Raises:
+            RequestError: 503 when the server is shutting down.
+        """
+        if self._worker is None or self._closing:
+            raise RequestError(503, "the server is shutting down; retry on another instance")
+        self._active += 1
+        return asyncio.get_running_loop().create_task(self._solo(job))
+
+    async def _solo(
+        self, job: Callable[[], tuple[list[list[Prediction]], T]]
+    ) -> tuple[BatchResult, T]:
+        try:
+            predictions, extra = await asyncio.get_running_loop().run_in_executor(
+                self._executor, job
+            )
+        finally:
+            self._active -= 1
+            self._wakeup.set()
+        self._record(len(predictions))
+        return BatchResult(predictions, len(predictions)), extra
 
     @contextlib.contextmanager
     def expect(self) -> Iterator[None]:
@@ -170,6 +213,7 @@ class MicroBatcher:
                 continue
             parts = [item.images for item in live]
             top_k = max(item.top_k for item in live)
+            self._active += 1
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, parts, top_k)
             except Exception as exc:  # delivered to every waiting request
@@ -177,6 +221,8 @@ class MicroBatcher:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
+            finally:
+                self._active -= 1
             size = len(results)
             self._record(size)
             start = 0

@@ -1,4 +1,8 @@
-"""A small HTTP client for breedclf endpoints (standard library only)."""
+"""A small HTTP client for breedclf endpoints (standard library and Pillow only).
+
+Nothing here imports torch or torchvision: ``breedclf predict --endpoint`` and a
+:class:`Predictor` start in a fraction of a second on a machine that only talks to an endpoint.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from PIL import Image
 
 from breedclf.errors import BreedclfError
-from breedclf.saved_model import Prediction
+
+if TYPE_CHECKING:
+    # For annotations only: importing breedclf.saved_model loads torch (seconds), and a client
+    # of a remote endpoint needs none of it.
+    from breedclf.saved_model import Prediction
 
 __all__ = [
     "EndpointConnectionError",
@@ -125,7 +133,7 @@ class Predictor:
         """
         data = _encode(image)
         result = self._post(data, _sniff(data), top_k)
-        return cast(list[Prediction], result)
+        return cast("list[Prediction]", result)
 
     def predict_batch(
         self, images: Sequence[ClientImage], *, top_k: int = 5
@@ -141,7 +149,7 @@ class Predictor:
         instances = [base64.b64encode(_encode(image)).decode("ascii") for image in images]
         body = json.dumps({"instances": instances}).encode("utf-8")
         result = self._post(body, "application/json", top_k)
-        return cast(list[list[Prediction]], result)
+        return cast("list[list[Prediction]]", result)
 
     def ping(self) -> bool:
         """Whether ``GET /ping`` answers 200."""

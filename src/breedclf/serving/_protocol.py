@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from breedclf.data._images import DEFAULT_MAX_PIXELS, lift_pillow_guard
 from breedclf.errors import BreedclfError
 
 __all__ = [
@@ -89,14 +90,15 @@ class RequestLimits:
 
     Attributes:
         max_body_bytes: Largest request body (SageMaker real-time endpoints allow 6 MiB).
-        max_pixels: Largest image, in pixels, that is decoded (decompression bombs).
+        max_pixels: Largest image, in pixels, that is decoded (decompression bombs); by default
+            breedclf's one limit, the same as in training (``DEFAULT_MAX_PIXELS``, 80 Mpx).
         max_aspect_ratio: Longest side / shortest side; beyond it, resizing the short side to
             the model's size would blow a thin strip up into a huge image.
         max_instances: Most images in one JSON ``instances`` batch.
     """
 
     max_body_bytes: int = 6 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_aspect_ratio: float = 30.0
     max_instances: int = 32
 
@@ -270,7 +272,7 @@ def check_image_header(data: bytes, limits: RequestLimits) -> tuple[str, int, in
             dimensions; 413 when the image has more pixels than allowed.
     """
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), lift_pillow_guard(limits.max_pixels):
             # Pillow's own bomb guard warns first; our limit below gives the readable answer.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=ALLOWED_IMAGE_FORMATS) as image:
