@@ -438,7 +438,8 @@ class ExperimentConfig(BaseConfig):
         model_dir: Where the trained model is saved (default ``output_dir/model``; in a
             SageMaker job, ``SM_MODEL_DIR``).
         callbacks: Extra registered callbacks, built in the given order.
-        debugger: Debugger rules run during training; ``None`` turns the debugger off.
+        debugger: Debugger rules run during training (``{}`` for the default rule set);
+            ``None`` (the default) turns the debugger off.
     """
 
     name: str = "experiment"
@@ -451,7 +452,7 @@ class ExperimentConfig(BaseConfig):
     scheduler: SchedulerConfig = CosineSchedulerConfig()
     training: TrainingConfig = TrainingConfig()
     callbacks: list[CallbackSpec] = Field(default_factory=list)
-    debugger: DebuggerConfig | None = DebuggerConfig()
+    debugger: DebuggerConfig | None = None
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -234,7 +234,9 @@ class Debugger(Callback):
                 continue
             if "gradients" in self._saving and param.grad is not None:
                 self._collect("gradients", f"gradients/{name}", param.grad)
-            if "weights" in self._saving:
+            # smdebug's split: "weights" are the *weight tensors, biases are not (a zero-
+            # initialised bias has no meaningful update/weight ratio).
+            if "weights" in self._saving and name.endswith("weight"):
                 self._collect("weights", f"weights/{name}", param)
                 if needs_update:
                     self._before_step[name] = param.detach().clone()

@@ -123,10 +123,10 @@ def read_findings(run_dir: str | Path) -> list[Finding]:
     path = root / "debugger" / FINDINGS_FILE
     if not path.is_file():
         path = root / FINDINGS_FILE
-    unique: dict[tuple[str, str, int], Finding] = {}
+    unique: dict[tuple[str, str, int, str], Finding] = {}
     for data in read_lines(path):
         finding = Finding.from_json(data)
-        unique[(finding.rule, finding.mode, finding.step)] = finding
+        unique[(finding.rule, finding.mode, finding.step, finding.tensor)] = finding
     return list(unique.values())
 
 
@@ -158,11 +158,17 @@ def evaluate_trial(
         (name, reduction) for record in trial.records for name, values in record.tensors.items()
         for reduction in values
     }  # fmt: skip
-    saved_reductions = {reduction for _, reduction in saved}
+    from breedclf.debugger._trial import collection_of
+
+    by_collection: dict[str, set[str]] = {}
+    for name, reduction in saved:
+        by_collection.setdefault(collection_of(name), set()).add(reduction)
     for rule in rules:
         for need in rule.needs():
-            missing = [r for r in need.reductions if r not in saved_reductions]
-            if missing and need.collection != "*":
+            # A collection the run had no tensors of (no tanh layers, ...) has nothing to check.
+            present = by_collection.get(need.collection)
+            missing = [r for r in need.reductions if present and r not in present]
+            if missing:
                 raise CheckpointError(
                     f"the trial has no {', '.join(missing)} of {need.collection!r}, which "
                     f"{rule!r} reads: the run did not collect it. Add that rule to the run's "
