@@ -130,6 +130,10 @@ def train(
     if result.test is not None:
         typer.echo(f"test accuracy: {result.test['acc']:.4f}")
     typer.echo(f"model saved to: {result.model_dir}")
+    if result.rule_statuses:
+        typer.echo("debugger rules:")
+        for label, status in result.rule_statuses.items():
+            typer.echo(f"  {label}: {status}")
 
 
 @app.command()
@@ -403,6 +407,17 @@ def _register_serving_commands() -> None:
 
 
 _register_serving_commands()
+
+
+def _register_debug_command() -> None:
+    from breedclf.debugger._commands import debug
+
+    app.command(help="Print a run's debugger findings, or re-check rules on its saved trial.")(
+        debug
+    )
+
+
+_register_debug_command()
 
 
 def main() -> None:

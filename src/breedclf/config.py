@@ -41,12 +41,14 @@ __all__ = [
     "ConstantSchedulerConfig",
     "CosineSchedulerConfig",
     "DataConfig",
+    "DebuggerConfig",
     "EarlyStoppingConfig",
     "ExperimentConfig",
     "FreezeConfig",
     "ModelConfig",
     "OneCycleSchedulerConfig",
     "OptimizerConfig",
+    "RuleConfig",
     "SGDConfig",
     "SchedulerConfig",
     "SplitConfig",
@@ -353,6 +355,78 @@ class CallbackSpec(BaseConfig):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+# ----------------------------------------------------------------------------------- debugger
+
+#: Collections the debugger can save (``docs/debugger.md``).
+DebuggerCollection = Literal[
+    "losses",
+    "gradients",
+    "weights",
+    "relu_input",
+    "relu_output",
+    "tanh_input",
+    "sigmoid_input",
+    "labels",
+    "predictions",
+    "inputs",
+]
+
+#: The rules on by default: SageMaker's core set for deep-learning jobs.
+DEFAULT_DEBUGGER_RULES = (
+    "loss_not_decreasing",
+    "overfit",
+    "overtraining",
+    "vanishing_gradient",
+    "exploding_tensor",
+    "poor_weight_initialization",
+)
+
+
+class RuleConfig(BaseConfig):
+    """A debugger rule by its SageMaker ``rule_configs`` name, with parameters and an action.
+
+    ``name`` and ``params`` are checked against the rule registry when the run is built (an
+    unknown name or parameter is an error naming the closest valid one).
+
+    Attributes:
+        name: ``overfit``, ``vanishing_gradient``, ... (or the class name, ``Overfit``).
+        params: The rule's parameters (AWS's names and defaults).
+        action: ``log`` or ``stop_training``; ``None`` uses ``debugger.default_action``.
+    """
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    action: Literal["log", "stop_training"] | None = None
+
+
+class DebuggerConfig(BaseConfig):
+    """The debugger: rules evaluated during training on a saved trial (``docs/debugger.md``).
+
+    Attributes:
+        rules: The rules; by default SageMaker's core set (LossNotDecreasing, Overfit,
+            Overtraining, VanishingGradient, ExplodingTensor, PoorWeightInitialization).
+        default_action: What a rule without its own action does when it fires.
+        save_interval: Save every N optimizer steps; ``auto`` saves about 50 times per run
+            (every step of runs under 100 steps). AWS's default was 500.
+        collection_intervals: Per-collection intervals (``{gradients: 20}``).
+        save_tensors: Collections whose full tensors are saved too (safetensors).
+        tensor_steps: Steps at which ``save_tensors`` are saved (default: every saved step).
+        smdebug_config: A SageMaker debug hook config for smdebug's own hook; by default
+            ``/opt/ml/input/config/debughookconfig.json`` when it exists and smdebug is
+            installed.
+    """
+
+    rules: list[RuleConfig] = Field(
+        default_factory=lambda: [RuleConfig(name=name) for name in DEFAULT_DEBUGGER_RULES]
+    )
+    default_action: Literal["log", "stop_training"] = "log"
+    save_interval: PositiveInt | Literal["auto"] = "auto"
+    collection_intervals: dict[DebuggerCollection, PositiveInt] = Field(default_factory=dict)
+    save_tensors: list[DebuggerCollection] = Field(default_factory=list)
+    tensor_steps: list[PositiveInt] | None = None
+    smdebug_config: Path | None = None
+
+
 class ExperimentConfig(BaseConfig):
     """Everything needed to reproduce a run: data, model, optimizer, scheduler, training.
 
@@ -364,6 +438,8 @@ class ExperimentConfig(BaseConfig):
         model_dir: Where the trained model is saved (default ``output_dir/model``; in a
             SageMaker job, ``SM_MODEL_DIR``).
         callbacks: Extra registered callbacks, built in the given order.
+        debugger: Debugger rules run during training (``{}`` for the default rule set);
+            ``None`` (the default) turns the debugger off.
     """
 
     name: str = "experiment"
@@ -376,6 +452,7 @@ class ExperimentConfig(BaseConfig):
     scheduler: SchedulerConfig = CosineSchedulerConfig()
     training: TrainingConfig = TrainingConfig()
     callbacks: list[CallbackSpec] = Field(default_factory=list)
+    debugger: DebuggerConfig | None = None
 
 
 # ------------------------------------------------------------------------------------ helpers

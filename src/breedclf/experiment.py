@@ -7,7 +7,7 @@ import logging
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -80,6 +80,8 @@ class RunResult:
     valid: dict[str, Any]
     test: dict[str, Any] | None
     history: list[dict[str, Any]]
+    rule_statuses: dict[str, str] = field(default_factory=dict)
+    """Debugger rule statuses (``IssuesFound`` / ``NoIssuesFound``) by rule label."""
 
 
 ResumeMode = bool | Literal["auto"]
@@ -320,6 +322,18 @@ class Experiment:
                 )
             )
         callbacks += [create_callback(spec) for spec in self.config.callbacks]
+        if self.config.debugger is not None:
+            from breedclf.debugger import (
+                SmdebugHook,
+                create_debugger,
+                find_hook_config,
+                smdebug_available,
+            )
+
+            callbacks.append(create_debugger(self.config.debugger))
+            hook_config = find_hook_config(self.config.debugger.smdebug_config)
+            if hook_config is not None and smdebug_available():
+                callbacks.append(SmdebugHook(hook_config))
         return [*callbacks, *self.extra_callbacks]
 
     def build_trainer(self) -> Trainer:
@@ -608,6 +622,20 @@ def run(
     metrics: dict[str, Any] = {"best_epoch": experiment.best_epoch, "valid": _headline(valid)}
     if test is not None:
         metrics["test"] = _headline(test)
+    statuses = _rule_statuses(experiment)
+    if statuses:
+        metrics["debugger"] = statuses
+        experiment._callback(MetricsLogger)._append({"event": "debugger", "rules": statuses})
     model_dir = experiment.save(**metrics)
     log.info("saved model to %s", model_dir)
-    return RunResult(model_dir, experiment.best_epoch, valid, test, history)
+    return RunResult(model_dir, experiment.best_epoch, valid, test, history, statuses)
+
+
+def _rule_statuses(experiment: Experiment) -> dict[str, str]:
+    from breedclf.debugger import Debugger
+
+    statuses: dict[str, str] = {}
+    for callback in experiment.trainer.callbacks:
+        if isinstance(callback, Debugger):
+            statuses.update(callback.statuses)
+    return statuses

@@ -151,7 +151,12 @@ class Trainer:
 
     @property
     def should_stop(self) -> bool:
-        """Set by a callback (early stopping) to end training after the current epoch."""
+        """Set by a callback to end training.
+
+        Set in an epoch-end hook (early stopping), training ends after that epoch; set during a
+        training step (a debugger rule's ``stop_training``), the epoch ends after that step: it
+        is validated and checkpointed as usual, and a resume finds the run finished.
+        """
         return self.state.should_stop
 
     @should_stop.setter
@@ -313,6 +318,8 @@ class Trainer:
             self._emit(Callback.on_train_batch_start, batch, batch_idx)
             self._train_step(epoch, batch_idx, batch, metrics)
             batch_idx += 1
+            if self.state.should_stop:
+                break  # a callback stopped training at this step: validate and checkpoint now
         self._section_step = self.state.global_step
         seconds = time.perf_counter() - started
         train_metrics = metrics.compute()
