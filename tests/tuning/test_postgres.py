@@ -133,8 +133,11 @@ def test_two_workers_share_one_study_through_postgres(
         time.sleep(1.0)  # the first creates the study; the second joins it
     outputs = [w.communicate(timeout=900)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
-    study = optuna.load_study(study_name="shared", storage=postgres_url)
-    trials = study.get_trials()
+    storage = optuna.storages.RDBStorage(postgres_url)
+    try:
+        trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()  # close its connections (pytest turns leaks into errors)
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
     finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -63,9 +63,10 @@ def parallel_study(textures_root: Path, tmp_path_factory: pytest.TempPathFactory
             "model.freeze.policy": {"type": "categorical", "values": ["none", "backbone"]},
         },
     )
-    result = tune_cli(str(path), "--set", "trials=4", "--parallel", "2")
+    result = tune_cli(str(path), "--set", "trials=4", "--parallel", "2", "--evaluate-test")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "best trial" in result.stdout
+    assert "test accuracy of the best model" in result.stdout
     return base / "out"
 
 
@@ -124,6 +125,13 @@ def test_best_model_predicts_labelled_classes(parallel_study: Path, textures_roo
     image = next((textures_root / "test" / "brick").iterdir())
     predictions = model.predict(image, top_k=3)
     assert {p["label"] for p in predictions} == set(model.classes)
+
+
+def test_evaluate_test_tests_only_the_best_model_once(parallel_study: Path) -> None:
+    import json
+
+    report = json.loads((parallel_study / "best" / "model" / "eval-test.json").read_text())
+    assert report["count"] > 0 and 0.0 <= report["acc"] <= 1.0
 
 
 def test_only_the_best_model_is_kept(parallel_study: Path) -> None:

@@ -45,7 +45,7 @@ from breedclf.tuning._study import (
     read_trials,
     tune,
 )
-from breedclf.tuning._worker import TrialReporter
+from breedclf.tuning._trial import TrialReporter
 
 __all__ = [
     "BestTrial",

@@ -39,7 +39,7 @@ from breedclf.tuning._config import (
     resolve_experiment,
 )
 from breedclf.tuning._space import best_config, grid_size, grid_space, suggest_values, trial_config
-from breedclf.tuning._worker import JOB_FILE, RESULT_FILE
+from breedclf.tuning._trial import JOB_FILE, RESULT_FILE
 
 __all__ = [
     "BestTrial",
