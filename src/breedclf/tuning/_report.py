@@ -69,8 +69,8 @@ def _svg(draw: Callable[[], Any]) -> str:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
-        result = draw()
-    figure = result.figure if hasattr(result, "figure") else result[0].figure
+        draw()
+    figure = plt.gcf()  # optuna's plot functions draw on a new current figure
     figure.set_size_inches(9, 4.5)
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight")
@@ -117,7 +117,7 @@ def write_report(study: optuna.Study, config: StudyConfig, path: str | Path) -> 
             "intermediate",
             "Validation per epoch",
             "Each trial's reported value per epoch; pruned trials stop early.",
-            lambda: vis.plot_intermediate_values(study),
+            lambda: vis.plot_intermediate_values(study).set_xlabel("Epoch"),
             any(t.intermediate_values for t in trials),
         ),
         (

@@ -25,7 +25,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from breedclf._io import atomic_path
-from breedclf.config import ExperimentConfig, dump_config, override
+from breedclf.config import ExperimentConfig, config_to_dict, dump_config, override
 from breedclf.errors import BreedclfError, ConfigurationError
 from breedclf.tuning._config import (
     HyperbandPrunerConfig,
@@ -276,7 +276,9 @@ class Study:
         ensure_logging()
         self.study_dir.mkdir(parents=True, exist_ok=True)
         with self._exclusive():
-            dump_study_config(self.config, self.study_dir / "study.yaml")
+            # A self-contained record: the experiment inline, as the trials were built from it.
+            inline = self.config.model_copy(update={"experiment": config_to_dict(self.experiment)})
+            dump_study_config(inline, self.study_dir / "study.yaml")
             study = self._load_study()
             self._requeue_interrupted(study)
             self._loop(study)
