@@ -168,7 +168,7 @@ def test_report_is_written(parallel_study: Path) -> None:
     # Self-contained: nothing to fetch (SVG namespaces are names, not downloads).
     assert "<script" not in page and "<link" not in page
     references = re.findall(r'(?:href|src)="([^"]*)"', page)
-    assert references and all(ref.startswith("#") for ref in references)
+    assert references and all(ref.startswith(("#", "data:")) for ref in references)
 
 
 # ----------------------------------------------------------------------------------- pruning
@@ -339,3 +339,26 @@ def test_report_opens_offline_in_headless_chromium_with_visible_plots(
                 assert [u for u in requests if not u.startswith("file://")] == []
             finally:
                 browser.close()
+
+
+# ---------------------------------------------------------------------------------- failures
+
+
+def test_failing_trials_are_recorded_with_their_reason(textures_root: Path, tmp_path: Path) -> None:
+    """Trials that raise are failed with the reason; the study stops at max_failed_trials."""
+    path = write_study(
+        tmp_path / "study.yaml",
+        experiment=tiny_experiment(textures_root),
+        study_dir=str(tmp_path / "out"),
+        trials=3,
+        max_failed_trials=2,
+        parameters={"training.device": {"type": "categorical", "values": ["cuda:7"]}},
+    )
+    result = tune_cli(str(path))
+    assert result.returncode == 2
+    assert "no trial of 'out' completed" in result.stderr
+    table = rows(tmp_path / "out")
+    assert [r["state"] for r in table] == ["FAIL", "FAIL"]
+    for r in table:
+        assert r["failure_reason"].startswith("ConfigurationError:")
+        assert "cuda:7" in r["failure_reason"]
