@@ -420,6 +420,23 @@ def _register_debug_command() -> None:
 _register_debug_command()
 
 
+def _register_tuning_commands() -> None:
+    try:
+        from breedclf.tuning._commands import tune_app
+    except ImportError:  # without the tune extra, `breedclf tune` explains what to install
+        tune_app = typer.Typer(help="Tune hyperparameters (needs: pip install 'breedclf[tune]').")
+
+        @tune_app.callback(invoke_without_command=True)
+        def _missing() -> None:
+            typer.echo("error: tuning needs optuna: pip install 'breedclf[tune]'", err=True)
+            raise typer.Exit(2)
+
+    app.add_typer(tune_app, name="tune")
+
+
+_register_tuning_commands()
+
+
 def main() -> None:
     """Entry point: run the app; library errors become one clear line and exit code 2."""
     try:
