@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from breedclf.debugger._engine import evaluate_trial, read_findings, read_statuses
-from breedclf.debugger._rule import Finding, parse_rule
+if TYPE_CHECKING:
+    from breedclf.debugger._rule import Finding
 
 __all__ = ["debug"]
 
@@ -40,6 +40,9 @@ def debug(
     limit: Annotated[int, typer.Option(min=1, help="Findings to print.")] = 20,
 ) -> None:
     """Print a run's debugger findings, or re-check rules on its saved trial."""
+    from breedclf.debugger._engine import evaluate_trial, read_findings, read_statuses
+    from breedclf.debugger._rule import parse_rule
+
     if rule:
         rules = [parse_rule(text) for text in rule]
         findings, statuses = evaluate_trial(run_dir, rules)

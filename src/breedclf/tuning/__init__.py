@@ -11,41 +11,77 @@ Example:
     >>> best.value, best.config_path                # doctest: +SKIP
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from breedclf.errors import MissingDependencyError
 
-try:
-    import optuna as _optuna  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingDependencyError("optuna", "tune", "hyperparameter tuning") from exc
+if TYPE_CHECKING:
+    from breedclf.tuning._config import (
+        CategoricalParameter,
+        ContinuousParameter,
+        HyperbandPrunerConfig,
+        IntegerParameter,
+        MedianPrunerConfig,
+        NoPrunerConfig,
+        ParameterConfig,
+        PrunerConfig,
+        StudyConfig,
+        SuccessiveHalvingPrunerConfig,
+        check_space,
+        dump_study_config,
+        load_study_config,
+        resolve_experiment,
+        tunable_paths,
+    )
+    from breedclf.tuning._features import (
+        CachedFeatureExperiment,
+        uses_feature_cache,
+    )
+    from breedclf.tuning._report import (
+        write_report,
+    )
+    from breedclf.tuning._study import (
+        BestTrial,
+        Study,
+        StudyBusyError,
+        TrialSummary,
+        read_trials,
+        tune,
+    )
+    from breedclf.tuning._trial import (
+        TrialReporter,
+    )
 
-from breedclf.tuning._config import (
-    CategoricalParameter,
-    ContinuousParameter,
-    HyperbandPrunerConfig,
-    IntegerParameter,
-    MedianPrunerConfig,
-    NoPrunerConfig,
-    ParameterConfig,
-    PrunerConfig,
-    StudyConfig,
-    SuccessiveHalvingPrunerConfig,
-    check_space,
-    dump_study_config,
-    load_study_config,
-    resolve_experiment,
-    tunable_paths,
-)
-from breedclf.tuning._features import CachedFeatureExperiment, uses_feature_cache
-from breedclf.tuning._report import write_report
-from breedclf.tuning._study import (
-    BestTrial,
-    Study,
-    StudyBusyError,
-    TrialSummary,
-    read_trials,
-    tune,
-)
-from breedclf.tuning._trial import TrialReporter
+_EXPORTS = {
+    "CategoricalParameter": "breedclf.tuning._config",
+    "ContinuousParameter": "breedclf.tuning._config",
+    "HyperbandPrunerConfig": "breedclf.tuning._config",
+    "IntegerParameter": "breedclf.tuning._config",
+    "MedianPrunerConfig": "breedclf.tuning._config",
+    "NoPrunerConfig": "breedclf.tuning._config",
+    "ParameterConfig": "breedclf.tuning._config",
+    "PrunerConfig": "breedclf.tuning._config",
+    "StudyConfig": "breedclf.tuning._config",
+    "SuccessiveHalvingPrunerConfig": "breedclf.tuning._config",
+    "check_space": "breedclf.tuning._config",
+    "dump_study_config": "breedclf.tuning._config",
+    "load_study_config": "breedclf.tuning._config",
+    "resolve_experiment": "breedclf.tuning._config",
+    "tunable_paths": "breedclf.tuning._config",
+    "CachedFeatureExperiment": "breedclf.tuning._features",
+    "uses_feature_cache": "breedclf.tuning._features",
+    "write_report": "breedclf.tuning._report",
+    "BestTrial": "breedclf.tuning._study",
+    "Study": "breedclf.tuning._study",
+    "StudyBusyError": "breedclf.tuning._study",
+    "TrialSummary": "breedclf.tuning._study",
+    "read_trials": "breedclf.tuning._study",
+    "tune": "breedclf.tuning._study",
+    "TrialReporter": "breedclf.tuning._trial",
+}
 
 __all__ = [
     "BestTrial",
@@ -74,3 +110,21 @@ __all__ = [
     "uses_feature_cache",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Names load on first use, so the CLI can register this command without importing torch.
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        importlib.import_module("optuna")
+    except ImportError as exc:
+        raise MissingDependencyError("optuna", "tune", "hyperparameter tuning") from exc
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
