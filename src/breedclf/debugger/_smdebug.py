@@ -40,15 +40,15 @@ def find_hook_config(explicit: str | Path | None = None) -> Path | None:
     return SAGEMAKER_HOOK_CONFIG if SAGEMAKER_HOOK_CONFIG.is_file() else None
 
 
-def _hook_dicts(modules: list[nn.Module]) -> Iterator[tuple[Any, dict[int, Any]]]:
+def _hook_dicts(modules: list[nn.Module]) -> Iterator[dict[int, Any]]:
     """Every hook dict smdebug adds to: modules' forward (pre-)hooks, parameters' grad hooks."""
     for module in modules:
         for sub in module.modules():
-            yield sub, sub._forward_pre_hooks
-            yield sub, sub._forward_hooks
+            yield sub._forward_pre_hooks
+            yield sub._forward_hooks
         for param in module.parameters():
             if param._backward_hooks is not None:
-                yield param, param._backward_hooks
+                yield param._backward_hooks
 
 
 class SmdebugHook(Callback):
@@ -77,14 +77,13 @@ class SmdebugHook(Callback):
 
         watched = [trainer.model, trainer.criterion]
         # smdebug keeps no handles of the hooks it adds: note what is there before.
-        before = {id(d): set(d) for _, d in _hook_dicts(watched)}
+        before = {id(d): set(d) for d in _hook_dicts(watched)}
         self.hook = Hook.create_from_json_file(str(self.config_path))
         self.hook.register_module(trainer.model)
         self.hook.register_loss(trainer.criterion)
         self.hook.set_mode(modes.TRAIN)
         self._added = [
-            (d, [k for k in d if k not in before.get(id(d), set())])
-            for _, d in _hook_dicts(watched)
+            (d, [k for k in d if k not in before.get(id(d), set())]) for d in _hook_dicts(watched)
         ]
         self._named = [m for w in watched for m in w.modules() if hasattr(m, "_module_name")]
         log.info("registered the smdebug hook from %s", self.config_path)
