@@ -39,6 +39,7 @@ from breedclf.errors import (
     CheckpointError,
     ConfigurationError,
     DatasetError,
+    MissingDependencyError,
     RunExistsError,
 )
 from breedclf.models import ImageClassifier, create_model, load_weights
@@ -331,7 +332,15 @@ class Experiment:
             )
 
             callbacks.append(create_debugger(self.config.debugger))
-            hook_config = find_hook_config(self.config.debugger.smdebug_config)
+            explicit = self.config.debugger.smdebug_config
+            hook_config = find_hook_config(explicit)
+            if explicit is not None and not smdebug_available():
+                # Asked for by name: not silently skipped (SageMaker's own file is optional).
+                raise MissingDependencyError("smdebug", "smdebug", "debugger.smdebug_config")
+            if explicit is not None and not explicit.is_file():
+                raise ConfigurationError(
+                    f"debugger.smdebug_config: no SageMaker debug hook config at {explicit}"
+                )
             if hook_config is not None and smdebug_available():
                 callbacks.append(SmdebugHook(hook_config))
         return [*callbacks, *self.extra_callbacks]

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from torch import nn
 
 from breedclf.training.callbacks.callback import Callback
 
@@ -37,8 +40,23 @@ def find_hook_config(explicit: str | Path | None = None) -> Path | None:
     return SAGEMAKER_HOOK_CONFIG if SAGEMAKER_HOOK_CONFIG.is_file() else None
 
 
+def _hook_dicts(modules: list[nn.Module]) -> Iterator[dict[int, Any]]:
+    """Every hook dict smdebug adds to: modules' forward (pre-)hooks, parameters' grad hooks."""
+    for module in modules:
+        for sub in module.modules():
+            yield sub._forward_pre_hooks
+            yield sub._forward_hooks
+        for param in module.parameters():
+            if param._backward_hooks is not None:
+                yield param._backward_hooks
+
+
 class SmdebugHook(Callback):
     """Creates ``smdebug.pytorch.Hook`` from a JSON config; registers it on model and loss.
+
+    The hook lives for the ``fit`` only: its module and gradient hooks are removed at the end,
+    so evaluating, saving or serving the model afterwards neither writes smdebug tensors nor
+    needs smdebug.
 
     Args:
         config_path: A SageMaker debug hook config (``debughookconfig.json``).
@@ -49,16 +67,25 @@ class SmdebugHook(Callback):
     def __init__(self, config_path: str | Path) -> None:
         self.config_path = Path(config_path)
         self.hook: Any = None
+        self._added: list[tuple[dict[int, Any], list[int]]] = []
+        self._named: list[nn.Module] = []
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Create the hook and register it on the model and the training loss."""
         from smdebug import modes
         from smdebug.pytorch import Hook
 
+        watched = [trainer.model, trainer.criterion]
+        # smdebug keeps no handles of the hooks it adds: note what is there before.
+        before = {id(d): set(d) for d in _hook_dicts(watched)}
         self.hook = Hook.create_from_json_file(str(self.config_path))
         self.hook.register_module(trainer.model)
         self.hook.register_loss(trainer.criterion)
         self.hook.set_mode(modes.TRAIN)
+        self._added = [
+            (d, [k for k in d if k not in before.get(id(d), set())]) for d in _hook_dicts(watched)
+        ]
+        self._named = [m for w in watched for m in w.modules() if hasattr(m, "_module_name")]
         log.info("registered the smdebug hook from %s", self.config_path)
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
@@ -76,6 +103,13 @@ class SmdebugHook(Callback):
             self.hook.set_mode(modes.EVAL)
 
     def teardown(self, trainer: Trainer) -> None:
-        """Flush and close smdebug's writers."""
+        """Flush and close smdebug's writers; take its hooks off the model and the loss."""
         if self.hook is not None:
             self.hook.close()
+            self.hook = None
+        for hooks, keys in self._added:
+            for key in keys:
+                hooks.pop(key, None)
+        for module in self._named:
+            del module._module_name
+        self._added, self._named = [], []
