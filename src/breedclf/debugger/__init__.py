@@ -212,6 +212,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module("breedclf.debugger._rules")  # registers the built-in rules
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

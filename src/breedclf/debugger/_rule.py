@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib
 import inspect
 import math
 import re
@@ -265,8 +266,15 @@ def register_rule(cls: R) -> R:
     return cls
 
 
+def _load_builtin_rules() -> None:
+    # The built-in rules register themselves when their module is imported; the package's names
+    # load lazily, so lookups make sure that happened.
+    importlib.import_module("breedclf.debugger._rules")
+
+
 def list_rules(pattern: str = "*") -> list[str]:
     """Registered rule names (``rule_configs`` style) matching a wildcard pattern."""
+    _load_builtin_rules()
     return RULES.list(pattern)
 
 
@@ -278,6 +286,7 @@ def create_rule(name: str, params: Mapping[str, Any] | None = None) -> Rule:
         ConfigurationError: A parameter is unknown (the closest valid one is named) or invalid.
     """
     key = _snake(name) if any(c.isupper() for c in name) else name
+    _load_builtin_rules()
     cls = RULES.get(key)
     params = dict(params or {})
     accepted = [
