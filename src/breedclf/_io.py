@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import shutil
 import tempfile
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import nn
@@ -72,15 +73,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported."""
+@functools.cache
+def _renameat2() -> Any:
+    """libc's ``renameat2``, looked up once (``find_library`` runs ``ldconfig``), or ``None``."""
     libc_name = ctypes.util.find_library("c")
     if libc_name is None:
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        renameat2 = libc.renameat2
+        return ctypes.CDLL(libc_name, use_errno=True).renameat2
     except (OSError, AttributeError):
+        return None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
     at_fdcwd = -100
     result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
