@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +143,36 @@ class Stall(Sequence[Batch]):
         for i, item in enumerate(self.items):
             if i == self.at:
                 time.sleep(self.seconds)
+            yield item
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Batch:  # type: ignore[override]
+        return self.items[i]
+
+
+class Hang(Sequence[Batch]):
+    """A loader that hangs before batch ``at`` until ``released()`` holds (at most ``limit`` s).
+
+    ``released_by`` says what ended the hang: ``"condition"`` or ``"timeout"``.
+    """
+
+    def __init__(
+        self, items: list[Batch], at: int, released: Callable[[], bool], limit: float = 60.0
+    ) -> None:
+        self.items, self.at, self.released, self.limit = items, at, released, limit
+        self.released_by = ""
+
+    def __iter__(self) -> Iterator[Batch]:
+        import time
+
+        for i, item in enumerate(self.items):
+            if i == self.at:
+                deadline = time.monotonic() + self.limit
+                while not self.released() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                self.released_by = "condition" if self.released() else "timeout"
             yield item
 
     def __len__(self) -> int:

@@ -32,7 +32,7 @@ from breedclf.debugger import (
 )
 from breedclf.models import ImageClassifier
 
-from .helpers import Result, Stall, batches, fit, net, offline
+from .helpers import Hang, Result, Stall, batches, fit, net, offline
 
 
 def assert_fires(result: Result, rule: Rule) -> None:
@@ -195,8 +195,33 @@ def test_check_input_images(tmp_path: Path) -> None:
 def test_stalled_training_rule(tmp_path: Path) -> None:
     rule = stalled_training_rule(threshold=0.5)
     stalled = Stall(batches(4), at=2, seconds=1.5)
-    assert_fires(fit(net(), [rule], stalled, tmp_path / "sick"), rule)
+    result = fit(net(), [rule], stalled, tmp_path / "sick")
+    # The gap's record-based finding is what the saved trial reproduces offline; the
+    # watchdog's live alert (during the sleep) comes in addition.
+    recorded = [f for f in result.fired(rule.rule_name) if f.mode != "live"]
+    assert recorded
+    assert offline(result, [stalled_training_rule(threshold=0.5)]) == recorded
+    assert result.debugger.statuses[rule.rule_name] == ISSUES_FOUND
     assert_quiet(healthy(stalled_training_rule(), tmp_path / "ok"), stalled_training_rule())
+
+
+def test_stalled_training_rule_alerts_while_training_hangs(tmp_path: Path) -> None:
+    """A hung loader produces no record to check: the watchdog fires during the hang, and
+    ``stop_training_on_fire`` ends training at the first step after it."""
+    findings = tmp_path / "debugger" / "findings.jsonl"
+    hang = Hang(batches(6), at=2, released=lambda: "live" in _text(findings))
+    rule = stalled_training_rule(threshold=0.3, stop_training_on_fire=True)
+    result = fit(net(), [rule], hang, tmp_path)
+    assert hang.released_by == "condition"  # released by the alert, not the time limit
+    (alert,) = [f for f in result.fired(rule.rule_name) if f.mode == "live"]
+    assert alert.global_step == 2 and alert.value > 0.3
+    assert "stalled" in alert.message
+    assert result.trainer.state.global_step == 3  # stopped after the step that followed
+    assert result.debugger.statuses[rule.rule_name] == ISSUES_FOUND
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,7 +59,8 @@ class Debugger(Callback):
     the host per saved step), appends them to the run's trial (``debugger/trial.jsonl``), feeds
     them to the rules and acts on findings: ``log`` (a warning and a line in
     ``debugger/findings.jsonl``), ``stop_training`` (also ends training after this step) or a
-    callable ``action(finding, trainer)``. Steps that save nothing only add the loss to a
+    callable ``action(finding, trainer)`` (for a live rule such as ``stalled_training_rule``,
+    called from the debugger's watchdog thread). Steps that save nothing only add the loss to a
     running sum on the device. Forward hooks exist only during the forward pass of saved steps,
     and only when a rule reads activations.
 
@@ -115,6 +117,10 @@ class Debugger(Callback):
         self._val_confusion: torch.Tensor | None = None
         self._epoch = 0
         self._stop_requested = False
+        # Rules evaluated from the watchdog thread share the engine with the training thread.
+        self._lock = threading.Lock()
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_stop = threading.Event()
 
     # ------------------------------------------------------------------------------ results
 
@@ -156,9 +162,36 @@ class Debugger(Callback):
         wanted = [c for c in self.plan if c.endswith(("_input", "_output"))]
         if wanted and not self._modules:
             log.warning("debugger: the model has no %s modules to watch", ", ".join(wanted))
+        now = time.time()
+        for rule in self.engine.rules:
+            rule.start(now)
+        live = [rule for rule in self.engine.rules if rule.live]
+        if live:
+            self._start_watchdog(trainer, live)
+
+    def _start_watchdog(self, trainer: Trainer, rules: list[Rule]) -> None:
+        # Polls often enough to notice a stall within a quarter of the shortest threshold.
+        interval = min(10.0, *(getattr(r, "threshold", 40.0) / 4 for r in rules))
+        self._watchdog_stop.clear()
+
+        def watch() -> None:
+            while not self._watchdog_stop.wait(interval):
+                with self._lock:
+                    for rule in rules:
+                        for finding in rule.watch(time.time()):
+                            rule.issues += 1
+                            self._act(trainer, rule, finding)
+
+        self._watchdog = threading.Thread(target=watch, name="breedclf-debugger-watchdog",
+                                          daemon=True)  # fmt: skip
+        self._watchdog.start()
 
     def teardown(self, trainer: Trainer) -> None:
-        """Remove forward hooks and free device copies."""
+        """Stop the watchdog, remove forward hooks and free device copies."""
+        if self._watchdog is not None:
+            self._watchdog_stop.set()
+            self._watchdog.join()
+            self._watchdog = None
         self._remove_hooks()
         self._previous.clear()
         self._before_step.clear()
@@ -361,8 +394,9 @@ class Debugger(Callback):
         assert self._writer is not None  # set in on_fit_start
         keep = mode == "train" and (self.tensor_steps is None or step in self.tensor_steps)
         self._writer.write(record, full if keep else None)
-        for rule, finding in self.engine.feed(record):
-            self._act(trainer, rule, finding)
+        with self._lock:
+            for rule, finding in self.engine.feed(record):
+                self._act(trainer, rule, finding)
 
     def _act(self, trainer: Trainer, rule: Rule, finding: Finding) -> None:
         assert self.directory is not None
@@ -374,6 +408,7 @@ class Debugger(Callback):
         )  # fmt: skip
         action = rule.action or self.default_action
         if action == "stop_training":
+            # From the watchdog thread, too: the trainer checks the flag after each step.
             if not trainer.should_stop:
                 log.warning("debugger: %s asks to stop training (stop_training)", finding.rule)
             trainer.should_stop = True
@@ -385,7 +420,8 @@ class Debugger(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """The rules' state (the trial and findings are append-only files)."""
-        return {"rules": self.engine.state_dict()}
+        with self._lock:
+            return {"rules": self.engine.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the rules' state."""

@@ -140,6 +140,21 @@ class Rule:
         """Evaluate one record (called for every record, train and eval, in order)."""
         raise NotImplementedError
 
+    #: The :class:`~breedclf.debugger.Debugger` also calls :meth:`watch` from a watchdog thread
+    #: while training runs (for rules that must fire when *no* record arrives).
+    live: ClassVar[bool] = False
+
+    def start(self, now: float) -> None:
+        """Training (re)starts at wall-clock time ``now``: a hook for :attr:`live` rules."""
+
+    def watch(self, now: float) -> list[Finding]:
+        """Check the state at wall-clock time ``now`` between records (only :attr:`live` rules).
+
+        Called from the debugger's watchdog thread; it must only read the rule's state and
+        return findings (the caller counts and acts on them).
+        """
+        return []
+
     def evaluate(self, record: Record) -> list[Finding]:
         """:meth:`check` a record and count its findings."""
         found = self.check(record)

@@ -944,13 +944,26 @@ class Confusion(Rule):
 
 @register_rule
 class StalledTrainingRule(Rule):
-    """Fires when no new record was saved for ``threshold`` seconds."""
+    """Fires when no new record was saved for ``threshold`` seconds.
+
+    Two ways, as SageMaker's rule watches the tensor files' timestamps while the job runs:
+
+    * live, from the debugger's watchdog thread, *while* nothing arrives (a hung data loader or
+      a deadlock produce no record to check): a finding of mode ``live`` at the last saved
+      step, acted on at once (``stop_training`` ends training as soon as a step completes);
+    * on the next record, for the whole gap (the finding that offline re-evaluation of the
+      saved trial reproduces).
+
+    The time before the first record counts from the start of training (or of a resume), so a
+    resumed run does not count the time it was down.
+    """
 
     advice = (
         "training stalled: check the data loader (workers, remote storage), deadlocks, and "
         "the save interval"
     )
     state_attrs = ("last_time",)
+    live = True
 
     def __init__(
         self,
@@ -964,14 +977,20 @@ class StalledTrainingRule(Rule):
         self.stop_training_on_fire = stop_training_on_fire
         self.training_job_name_prefix = training_job_name_prefix
         self.last_time: float | None = None
+        self._last: Record | None = None
+        self._started: float | None = None
+        self._alerted: float | None = None
         if stop_training_on_fire:
             self.action = "stop_training"
 
     def needs(self) -> list[Need]:
         return [Need("losses", ("mean",), ("train", "eval"))]
 
+    def start(self, now: float) -> None:
+        self._started = now
+
     def check(self, record: Record) -> list[Finding]:
-        last, self.last_time = self.last_time, record.time
+        last, self.last_time, self._last = self.last_time, record.time, record
         if last is None or record.time - last <= self.threshold:
             return []
         gap = record.time - last
@@ -981,6 +1000,33 @@ class StalledTrainingRule(Rule):
                 f"no new tensors for {gap:.1f} s (threshold {self.threshold:g} s)",
             )
         ]  # fmt: skip
+
+    def watch(self, now: float) -> list[Finding]:
+        known = [t for t in (self.last_time, self._started) if t is not None]
+        if not known:
+            return []
+        since = max(known)
+        gap = now - since
+        if gap <= self.threshold or self._alerted == since:
+            return []
+        self._alerted = since  # one alert per stall
+        last = self._last
+        return [
+            Finding(
+                rule=self.label or self.rule_name,
+                step=last.step if last else 0,
+                mode="live",
+                epoch=last.epoch if last else 0,
+                global_step=last.global_step if last else 0,
+                tensor="time",
+                value=gap,
+                message=(
+                    f"no new tensors for {gap:.1f} s so far (threshold {self.threshold:g} s): "
+                    "training looks stalled"
+                ),
+                advice=self.advice,
+            )
+        ]
 
 
 # SageMaker's rule_configs builder names.
