@@ -8,7 +8,9 @@ Rules run live during training (the :class:`Debugger` callback) and offline on a
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from breedclf._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from breedclf.debugger._callback import (
@@ -207,16 +209,9 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Names load on first use, so the CLI can register this command without importing torch.
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def _load_rules() -> None:
     importlib.import_module("breedclf.debugger._rules")  # registers the built-in rules
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+# Names load on first use, so the CLI can register this command without importing torch.
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, before=_load_rules)

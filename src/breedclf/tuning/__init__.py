@@ -14,8 +14,9 @@ Example:
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from breedclf._lazy import lazy_exports
 from breedclf.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -112,19 +113,12 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Names load on first use, so the CLI can register this command without importing torch.
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def _require_optuna() -> None:
     try:
         importlib.import_module("optuna")
     except ImportError as exc:
         raise MissingDependencyError("optuna", "tune", "hyperparameter tuning") from exc
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+# Names load on first use, so the CLI can register this command without importing torch.
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, before=_require_optuna)
