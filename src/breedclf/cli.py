@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from breedclf._cliutil import parse_overrides as _parse_overrides
 from breedclf.errors import BreedclfError
 
 app = typer.Typer(
@@ -35,18 +36,6 @@ def _setup_logging(verbose: bool = False) -> None:
     from breedclf.data import SkippedImageWarning
 
     warnings.simplefilter("ignore", SkippedImageWarning)
-
-
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    from breedclf.config import parse_value
-
-    updates: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--set takes KEY=VALUE, got {item!r}")
-        updates[key.strip()] = parse_value(raw)
-    return updates
 
 
 def _import_modules(modules: list[str] | None) -> None:

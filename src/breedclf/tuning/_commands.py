@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from typer._click import Context  # typer vendors click; its Group API takes this Context
 from typer.core import TyperGroup
+
+from breedclf._cliutil import parse_overrides
 
 __all__ = ["tune_app"]
 
@@ -26,18 +28,6 @@ tune_app = typer.Typer(
     help="Tune hyperparameters: breedclf tune STUDY.yaml, breedclf tune show STUDY_DIR.",
     no_args_is_help=True,
 )
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    from breedclf.config import parse_value
-
-    updates: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--set takes KEY=VALUE, got {item!r}")
-        updates[key.strip()] = parse_value(raw)
-    return updates
 
 
 @tune_app.command("run")
@@ -65,7 +55,7 @@ def run_study(
     from breedclf.tuning._study import Study
 
     _setup_logging()
-    updates = _parse_sets(set_ or [])
+    updates = parse_overrides(set_ or [])
     if parallel is not None:
         updates["parallel"] = parallel
     if storage is not None:
