@@ -331,7 +331,8 @@ class Experiment:
                 smdebug_available,
             )
 
-            callbacks.append(create_debugger(self.config.debugger))
+            pretrained = self.config.model.weights is not None
+            callbacks.append(create_debugger(self.config.debugger, pretrained=pretrained))
             explicit = self.config.debugger.smdebug_config
             hook_config = find_hook_config(explicit)
             if explicit is not None and not smdebug_available():

@@ -26,14 +26,21 @@ def net(
     width: int = 8,
     act: type[nn.Module] = nn.ReLU,
     norm: bool = True,
+    conv_bias: bool | None = None,
     seed: int = 0,
 ) -> ImageClassifier:
-    """``depth`` × (conv → [BN] → act) on 3-channel images, pooled, linear head."""
+    """``depth`` × (conv → [BN] → act) on 3-channel images, pooled, linear head.
+
+    Convolutions have a bias unless followed by BN (``conv_bias`` overrides)."""
     torch.manual_seed(seed)
     stages: list[nn.Module] = []
     channels = 3
     for _ in range(depth):
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1, bias=not norm)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(
+                channels, width, 3, padding=1, bias=not norm if conv_bias is None else conv_bias
+            )
+        ]
         if norm:
             layers.append(nn.BatchNorm2d(width))
         layers.append(act())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -69,3 +70,25 @@ def test_broken_recipe_stops_at_the_firing_step(textures_root: Path, tmp_path: P
     bad = CliRunner().invoke(app, ["debug", str(out), "--rule", "overfit(patiense=3)"])
     assert bad.exit_code != 0
     assert "did you mean 'patience'" in str(bad.exception)
+
+
+def test_the_default_rules_leave_initialisation_checks_out_for_pretrained_models(
+    tmp_path: Path,
+) -> None:
+    def rules(model: Mapping[str, object], debugger: Mapping[str, object]) -> list[str]:
+        config = validate_config(
+            ExperimentConfig,
+            {"output_dir": str(tmp_path), "model": model, "debugger": debugger},
+        )
+        (dbg,) = [
+            cb for cb in Experiment(config).create_callbacks() if type(cb).__name__ == "Debugger"
+        ]
+        return [rule.rule_name for rule in dbg.rules]  # type: ignore[attr-defined]
+
+    pretrained = {"name": "efficientnet_lite0", "weights": "DEFAULT"}
+    scratch = {"name": "efficientnet_lite0", "weights": None}
+    assert "poor_weight_initialization" in rules(scratch, {})
+    assert "poor_weight_initialization" not in rules(pretrained, {})
+    assert "vanishing_gradient" in rules(pretrained, {})
+    listed = {"rules": [{"name": "poor_weight_initialization"}]}
+    assert rules(pretrained, listed) == ["poor_weight_initialization"]

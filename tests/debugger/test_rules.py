@@ -78,6 +78,20 @@ def test_vanishing_gradient(tmp_path: Path) -> None:
     assert_quiet(healthy(vanishing_gradient(), tmp_path / "ok"), rule)
 
 
+def test_vanishing_gradient_skips_biases_that_batchnorm_cancels(tmp_path: Path) -> None:
+    """A conv bias before BatchNorm gets an exactly-zero gradient (BN subtracts the shift):
+    AWS's reading of every tensor fires on that healthy net; the default reads weights."""
+    every = vanishing_gradient(include_biases=True)
+    result = fit(net(conv_bias=True), [every, vanishing_gradient()], batches(6), tmp_path)
+    assert result.fired("vanishing_gradient")
+    assert {f.tensor for f in result.fired("vanishing_gradient")} <= {
+        "gradients/stages.0.0.bias",
+        "gradients/stages.1.0.bias",
+    }
+    quiet = fit(net(conv_bias=True), [vanishing_gradient()], batches(6), tmp_path / "w")
+    assert quiet.fired("vanishing_gradient") == []
+
+
 def test_exploding_tensor(tmp_path: Path) -> None:
     rule = exploding_tensor()
     sick = fit(net(norm=False), [rule], batches(10, scale=100.0), tmp_path / "sick", lr=1e6)

@@ -78,16 +78,25 @@ def _add(total: list[list[float]], part: list[list[float]]) -> list[list[float]]
 
 @register_rule
 class VanishingGradient(Rule):
-    """Fires when mean(|g|) of a gradient tensor is below ``threshold`` at a saved step."""
+    """Fires when mean(|g|) of a gradient tensor is below ``threshold`` at a saved step.
+
+    Bias gradients are skipped unless ``include_biases``: a bias followed (through linear
+    layers only) by a BatchNorm in training mode gets an exactly-zero gradient by construction,
+    since that BatchNorm subtracts any constant shift again (every projection BatchNorm of an
+    EfficientNet or MobileNet block). Those tensors would fire at every step of a healthy
+    training; a gradient that really vanishes shows in the weights too. (A breedclf parameter:
+    AWS's rule has only ``threshold``; ``include_biases=True`` reads every tensor as it does.)
+    """
 
     advice = (
         "gradients barely reach these layers: use ReLU-family activations, normalisation, "
         "residual connections or a better initialisation; check the learning rate"
     )
 
-    def __init__(self, *, threshold: float = 1e-7) -> None:
+    def __init__(self, *, threshold: float = 1e-7, include_biases: bool = False) -> None:
         require(threshold > 0, f"threshold must be > 0, got {threshold}")
         self.threshold = threshold
+        self.include_biases = include_biases
 
     def needs(self) -> list[Need]:
         return [Need("gradients", ("mean_abs",))]
@@ -95,7 +104,7 @@ class VanishingGradient(Rule):
     def check(self, record: Record) -> list[Finding]:
         values = [
             (v, name) for name, v in select(record, ("gradients",), None, "mean_abs")
-            if isinstance(v, float)
+            if isinstance(v, float) and (self.include_biases or not name.endswith("bias"))
         ]  # fmt: skip
         low = [(v, name) for v, name in values if v < self.threshold]
         if not low:
