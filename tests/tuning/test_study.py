@@ -362,3 +362,22 @@ def test_failing_trials_are_recorded_with_their_reason(textures_root: Path, tmp_
     for r in table:
         assert r["failure_reason"].startswith("ConfigurationError:")
         assert "cuda:7" in r["failure_reason"]
+
+
+def test_a_nan_objective_fails_the_trial_not_the_study(textures_root: Path, tmp_path: Path) -> None:
+    """A diverged trial (loss nan) is failed with the reason; it never becomes the best."""
+    path = write_study(
+        tmp_path / "study.yaml",
+        experiment=tiny_experiment(textures_root),
+        study_dir=str(tmp_path / "out"),
+        objective="valid_loss",
+        trials=1,
+        max_failed_trials=1,
+        parameters={"optimizer.lr": {"type": "categorical", "values": [1.0e30]}},
+    )
+    result = tune_cli(str(path))
+    assert result.returncode == 2
+    (row,) = rows(tmp_path / "out")
+    assert row["state"] == "FAIL"
+    assert "valid_loss is nan" in row["failure_reason"]
+    assert not (tmp_path / "out" / "best").exists()
