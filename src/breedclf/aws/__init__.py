@@ -30,6 +30,12 @@ from breedclf.aws._config import HOURLY_PRICES_USD, AwsConfig, ServerlessConfig,
 
 if TYPE_CHECKING:
     from breedclf.aws._bundle import metric_definitions, write_source_bundle
+    from breedclf.aws._requests import (
+        endpoint_requests,
+        training_job_request,
+        tuning_job_request,
+    )
+    from breedclf.aws._session import AwsSession, EndpointPredictor, deploy
 
 __all__ = [
     "HOURLY_PRICES_USD",
