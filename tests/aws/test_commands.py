@@ -25,6 +25,7 @@ from tests.aws.conftest import (
     ROLE,
     Connections,
     aws_config,
+    queue_endpoint_answer,
     s3,
     sagemaker,
     write_aws_config,
@@ -311,3 +312,306 @@ def _described_job(name: str) -> dict[str, Any]:
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
         "CreationTime": datetime(2026, 11, 22, tzinfo=UTC),
     }
+
+
+# ------------------------------------------------------------------------------------ tuning
+
+
+@pytest.fixture
+def study_yaml(tmp_path: Path, experiment_yaml: Path) -> Path:
+    study = {
+        "experiment": experiment_yaml.name,
+        "study_dir": "runs/dogs-study",
+        "objective": "valid_acc",
+        "trials": 12,
+        "parallel": 3,
+        "seed": 4,
+        "pruner": {"name": "median"},
+        "parameters": {
+            "optimizer.lr": {"type": "continuous", "low": 1e-5, "high": 1e-1, "scaling": "log"},
+            "optimizer.name": {"type": "categorical", "values": ["adamw", "sgd"]},
+            "optimizer.momentum": {"type": "continuous", "low": 0.5, "high": 0.99},
+            "training.batch_size": {"type": "categorical", "values": [16, 32]},
+            "model.freeze.trainable_stages": {"type": "integer", "low": 1, "high": 3},
+            "training.label_smoothing": {
+                "type": "continuous",
+                "low": 0.0,
+                "high": 0.2,
+                "scaling": "reverse_log",
+            },
+        },
+    }
+    path = experiment_yaml.parent / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def test_tune_translates_the_study_file(
+    aws_env: Connections, aws_yaml: Path, study_yaml: Path
+) -> None:
+    output = ok(f"aws tune {study_yaml} --aws {aws_yaml} --data tex --job-name dogs-t1")
+    assert "cost ceiling: ml.g4dn.xlarge × 12 × 4 h × $0.736/h ≤ $35.33 (12 trials)" in output
+    job = sagemaker().describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="dogs-t1")
+    config = job["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Bayesian"
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": "Maximize",
+        "MetricName": "valid:acc",
+    }
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 12, "MaxParallelTrainingJobs": 3}
+    assert config["TrainingJobEarlyStoppingType"] == "Auto"
+    assert config["RandomSeed"] == 4
+    ranges = config["ParameterRanges"]
+    assert ranges["ContinuousParameterRanges"] == [
+        {
+            "Name": "optimizer.lr",
+            "MinValue": "1.0e-05",
+            "MaxValue": "0.1",
+            "ScalingType": "Logarithmic",
+        },
+        # "auto" made concrete the way the local study does: a range under two decades is linear
+        {
+            "Name": "optimizer.momentum",
+            "MinValue": "0.5",
+            "MaxValue": "0.99",
+            "ScalingType": "Linear",
+        },
+        {
+            "Name": "training.label_smoothing",
+            "MinValue": "0.0",
+            "MaxValue": "0.2",
+            "ScalingType": "ReverseLogarithmic",
+        },
+    ]
+    assert ranges["IntegerParameterRanges"] == [
+        {
+            "Name": "model.freeze.trainable_stages",
+            "MinValue": "1",
+            "MaxValue": "3",
+            "ScalingType": "Linear",
+        },
+    ]
+    assert ranges["CategoricalParameterRanges"] == [
+        {"Name": "optimizer.name", "Values": ["adamw", "sgd"]},
+        {"Name": "training.batch_size", "Values": ["16", "32"]},
+    ]
+    definition = job["TrainingJobDefinition"]
+    assert json.loads(definition["StaticHyperParameters"]["training.monitor"]) == "valid_acc"
+    sent = printed(output, "CreateHyperParameterTuningJob")
+    assert sent["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"] == (
+        metric_definitions()
+    )
+    # The tuner would not forward it; the request carries it (one folder per trial inside).
+    assert sent["TrainingJobDefinition"]["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+    assert aws_env.hosts() == {"127.0.0.1"}
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        pytest.param("--strategy Random", {"Strategy": "Random"}, id="random"),
+        pytest.param(
+            "--strategy Hyperband",
+            {
+                "Strategy": "Hyperband",
+                "TrainingJobEarlyStoppingType": "Off",
+                "StrategyConfig": {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 2}},
+            },
+            id="hyperband",
+        ),
+    ],
+)
+def test_tune_strategies(
+    aws_env: Connections, aws_yaml: Path, study_yaml: Path, options: str, expected: dict[str, Any]
+) -> None:
+    output = ok(f"aws tune {study_yaml} --aws {aws_yaml} --data tex {options} --dry-run")
+    config = printed(output, "CreateHyperParameterTuningJob")["HyperParameterTuningJobConfig"]
+    assert {key: config[key] for key in expected} == expected
+    assert aws_env.hosts() == set()
+
+
+def test_grid_needs_a_discrete_space(
+    aws_env: Connections, aws_yaml: Path, study_yaml: Path
+) -> None:
+    result = cli(f"aws tune {study_yaml} --aws {aws_yaml} --data tex --strategy Grid --dry-run")
+    assert isinstance(result.exception, ConfigurationError)
+    assert "Grid strategy needs categorical or integer parameters" in str(result.exception)
+
+
+def test_tune_show_lists_trials_and_writes_the_best_config_like_a_local_study(
+    aws_env: Connections, aws_yaml: Path, study_yaml: Path, experiment_yaml: Path, tmp_path: Path
+) -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from breedclf.aws import load_aws_config
+    from breedclf.tuning._space import best_config
+
+    ok(f"aws tune {study_yaml} --aws {aws_yaml} --data tex --job-name dogs-t2")
+    described = sagemaker().describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="dogs-t2"
+    )
+    described.pop("ResponseMetadata")
+    tuned = {
+        "optimizer.lr": "0.0031",
+        "optimizer.name": "sgd",
+        "optimizer.momentum": "0.93",
+        "training.batch_size": "16",
+        "model.freeze.trainable_stages": "2",
+        "training.label_smoothing": "0.05",
+    }
+    best = {
+        "TrainingJobName": "dogs-t2-003-abc",
+        "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/dogs-t2-003-abc",
+        "CreationTime": described["CreationTime"],
+        "TrainingJobStatus": "Completed",
+        "TunedHyperParameters": tuned,
+        "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "valid:acc", "Value": 0.91},
+    }
+    described["BestTrainingJob"] = best
+    other = {
+        **best,
+        "TrainingJobName": "dogs-t2-001-abc",
+        "TrainingJobStatus": "Stopped",
+        "TunedHyperParameters": {**tuned, "optimizer.lr": "0.05"},
+        "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "valid:acc", "Value": 0.4},
+    }
+    # moto has no ListTrainingJobsForHyperParameterTuningJob: Stubber answers both calls, the
+    # source bundle comes from moto's S3.
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    with Stubber(client) as stub:
+        stub.add_response("describe_hyper_parameter_tuning_job", described)
+        stub.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {"TrainingJobSummaries": [other, best], "NextToken": "page2"},
+        )
+        stub.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {"TrainingJobSummaries": []},
+            {"HyperParameterTuningJobName": "dogs-t2", "MaxResults": 100, "NextToken": "page2"},
+        )
+        session = AwsSession(load_aws_config(aws_yaml), echo=print, clients={"sagemaker": client})
+        result = session.tuning_result("dogs-t2", tmp_path / "show")
+        stub.assert_no_pending_responses()
+    assert [t["TrainingJobName"] for t in result.trials] == ["dogs-t2-001-abc", "dogs-t2-003-abc"]
+    expected = best_config(
+        load_config(experiment_yaml),
+        {
+            "optimizer.lr": 0.0031,
+            "optimizer.name": "sgd",
+            "optimizer.momentum": 0.93,
+            "training.batch_size": 16,
+            "model.freeze.trainable_stages": 2,
+            "training.label_smoothing": 0.05,
+        },
+        objective="valid_acc",
+    )
+    assert result.best_config_path == tmp_path / "show" / "best" / "config.yaml"
+    assert load_config(result.best_config_path) == expected
+    assert (tmp_path / "show" / "best" / "config.yaml").read_text() == dump_config(expected)
+    trial = json.loads((tmp_path / "show" / "best" / "trial.json").read_text())
+    assert trial["value"] == 0.91
+    assert "dogs-t2-001-abc,Stopped,0.4" in (tmp_path / "show" / "trials.csv").read_text()
+
+
+# --------------------------------------------------------------------------------- endpoints
+
+
+def _serve_in_process(archive: bytes, image: bytes, tmp_path: Path) -> bytes:
+    """The real handler chain (model_fn → input_fn → predict_fn → output_fn) on an archive."""
+    from breedclf.serving import input_fn, model_fn, output_fn, predict_fn
+
+    root = tmp_path / "opt-ml-model"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(root, filter="data")
+    model = model_fn(str(root))
+    body, _ = output_fn(predict_fn(input_fn(image, "application/x-image"), model), "*/*")
+    return body
+
+
+def test_deploy_invoke_delete(
+    aws_env: Connections,
+    aws_yaml: Path,
+    small_model_dir: Path,
+    textures_root: Path,
+    moto_url: str,
+    tmp_path: Path,
+) -> None:
+    output = ok(f"aws deploy {small_model_dir} --aws {aws_yaml} --name dogs-ep")
+    assert "cost ceiling: ml.m5.large × 1 × 24 h × $0.115/h ≤ $2.76" in output
+    assert "endpoint dogs-ep is in service" in output
+    model = sagemaker().describe_model(ModelName="dogs-ep")
+    container = model["PrimaryContainer"]
+    assert container["Image"].endswith("pytorch-inference:2.6.0-cpu-py312")
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    key = container["ModelDataUrl"].split(f"{BUCKET}/", 1)[1]
+    archive = s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        assert {"model.safetensors", "breedclf.json", "code/inference.py"} <= set(tar.getnames())
+    config = sagemaker().describe_endpoint_config(EndpointConfigName="dogs-ep")
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.m5.large"
+
+    image = next((textures_root / "test" / "gravel").iterdir())
+    queue_endpoint_answer(moto_url, _serve_in_process(archive, image.read_bytes(), tmp_path))
+    answer = ok(f"aws invoke dogs-ep {image} --aws {aws_yaml}")
+    labels = [line.split()[1] for line in answer.strip().splitlines()]
+    assert sorted(labels) == ["brick", "grass", "gravel"]
+
+    deleted = ok(f"aws delete dogs-ep --aws {aws_yaml}")
+    assert deleted.splitlines() == [
+        "DeleteEndpoint dogs-ep",
+        "DeleteEndpointConfig dogs-ep",
+        "DeleteModel dogs-ep",
+    ]
+    assert sagemaker().list_endpoints()["Endpoints"] == []
+    assert sagemaker().list_models()["Models"] == []
+    assert sagemaker().list_endpoint_configs()["EndpointConfigs"] == []
+    assert aws_env.hosts() == {"127.0.0.1"}
+
+
+def test_deploy_from_python_returns_a_predictor(
+    aws_env: Connections,
+    small_model_dir: Path,
+    textures_root: Path,
+    moto_url: str,
+    tmp_path: Path,
+) -> None:
+    from breedclf.aws import deploy
+
+    aws = aws_config(serverless={"memory_mb": 2048})
+    predictor = deploy(small_model_dir, aws, name="dogs-py")
+    variant = sagemaker().describe_endpoint_config(EndpointConfigName="dogs-py")[
+        "ProductionVariants"
+    ][0]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    model_data = sagemaker().describe_model(ModelName="dogs-py")["PrimaryContainer"]["ModelDataUrl"]
+    archive = s3().get_object(Bucket=BUCKET, Key=model_data.split(f"{BUCKET}/", 1)[1])["Body"]
+    image = next((textures_root / "test" / "brick").iterdir())
+    queue_endpoint_answer(moto_url, _serve_in_process(archive.read(), image.read_bytes(), tmp_path))
+    predictions = predictor.predict(image, top_k=3)
+    assert {p["label"] for p in predictions} == {"brick", "grass", "gravel"}
+    assert predictor.delete() == ["dogs-py", "dogs-py", "dogs-py"]
+
+
+def test_deploy_refuses_an_archive_that_is_not_a_breedclf_model(
+    aws_env: Connections, aws_yaml: Path
+) -> None:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("model.pth")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"pkl!"))
+    s3().put_object(Bucket=BUCKET, Key="other/model.tar.gz", Body=archive.getvalue())
+    result = cli(f"aws deploy s3://{BUCKET}/other/model.tar.gz --aws {aws_yaml}")
+    assert "is not a deployable breedclf model (missing breedclf.json" in str(result.exception)
+    assert sagemaker().list_models()["Models"] == []
+
+
+def test_deploy_and_delete_dry_runs_send_nothing(
+    aws_env: Connections, aws_yaml: Path, small_model_dir: Path
+) -> None:
+    output = ok(f"aws deploy {small_model_dir} --aws {aws_yaml} --name dogs-dry --dry-run")
+    for operation in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"):
+        assert printed(output, operation)
+    assert "PutObject s3://breedclf-test/breedclf/models/" in output
+    assert aws_env.hosts() == set()
