@@ -44,8 +44,8 @@ def test_the_iam_policy_is_json_and_covers_every_call() -> None:
     assert "iam:PassRole" in actions
 
 
-def _list(value: object) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)  # type: ignore[arg-type]
+def _list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
 
 
 def test_the_python_example_compiles() -> None:
