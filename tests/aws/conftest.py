@@ -37,9 +37,51 @@ def _patch_moto() -> None:
             self.body = base64.b64encode(self.body).decode("ascii")
         return original(self)
 
+    _patch_moto_tuning()
     SageMakerRuntimeResponse.use_raw_body = True
     setattr(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)  # noqa: B010
     setattr(SageMakerRuntimeResponse, "_breedclf_patched", True)  # noqa: B010
+
+
+def _patch_moto_tuning() -> None:
+    """moto 5.2.5 completes a tuning job at once with a best job whose hyperparameters are
+    ``{"string": ...}`` and has no ListTrainingJobsForHyperParameterTuningJob. Stand in for the
+    tuner: the best job takes each range's lower end (a categorical's first value), and the
+    listing returns it, so ``tune show`` runs end to end on moto (its own tests use Stubber)."""
+    from moto.core.responses import ActionResult
+    from moto.sagemaker import models
+    from moto.sagemaker.responses import SageMakerResponse
+
+    original_init = models.HyperParameterTuningJob.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        ranges = self.hyper_parameter_tuning_job_config.get("ParameterRanges", {})
+        tuned = {
+            r["Name"]: r["Values"][0] if "Values" in r else r["MinValue"]
+            for kind in ranges.values()
+            for r in kind
+        }
+        name = f"{self.hyper_parameter_tuning_job_name}-001-a1b2c3d4"
+        self.best_training_job = {
+            **self.best_training_job,
+            "TrainingJobName": name,
+            "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
+            "TuningJobName": self.hyper_parameter_tuning_job_name,
+            "TunedHyperParameters": tuned,
+        }
+
+    def list_trials(self: Any) -> Any:
+        name = self._get_param("HyperParameterTuningJobName")
+        job = self.sagemaker_backend.describe_hyper_parameter_tuning_job(
+            hyper_parameter_tuning_job_name=name
+        )
+        return ActionResult({"TrainingJobSummaries": [job["BestTrainingJob"]]})
+
+    setattr(models.HyperParameterTuningJob, "__init__", init)  # noqa: B010
+    setattr(  # noqa: B010
+        SageMakerResponse, "list_training_jobs_for_hyper_parameter_tuning_job", list_trials
+    )
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +197,17 @@ def queue_endpoint_answer(moto_url: str, body: bytes) -> None:
         method="POST",
     )
     urllib.request.urlopen(request)
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    """A ``.tar.gz`` holding ``members`` (name → bytes)."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

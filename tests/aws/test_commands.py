@@ -28,6 +28,7 @@ from tests.aws.conftest import (
     queue_endpoint_answer,
     s3,
     sagemaker,
+    tar_gz,
     write_aws_config,
 )
 
@@ -255,15 +256,8 @@ def test_train_waits_streams_the_logs_and_downloads_model_and_report(
     s3().put_object(
         Bucket=BUCKET, Key="breedclf/jobs/dogs-wait/output/model.tar.gz", Body=model.getvalue()
     )
-    report = io.BytesIO()
-    with tarfile.open(fileobj=report, mode="w:gz") as tar:
-        data = b"<html>report</html>"
-        info = tarfile.TarInfo("report.html")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    s3().put_object(
-        Bucket=BUCKET, Key="breedclf/jobs/dogs-wait/output/output.tar.gz", Body=report.getvalue()
-    )
+    report = tar_gz({"report.html": b"<html>report</html>"})
+    s3().put_object(Bucket=BUCKET, Key="breedclf/jobs/dogs-wait/output/output.tar.gz", Body=report)
     out = tmp_path / "downloaded"
     output = ok(
         f"aws train {experiment_yaml} --aws {aws_yaml} --data tex --job-name dogs-wait --out {out}"
@@ -596,12 +590,8 @@ def test_deploy_from_python_returns_a_predictor(
 def test_deploy_refuses_an_archive_that_is_not_a_breedclf_model(
     aws_env: Connections, aws_yaml: Path
 ) -> None:
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        info = tarfile.TarInfo("model.pth")
-        info.size = 4
-        tar.addfile(info, io.BytesIO(b"pkl!"))
-    s3().put_object(Bucket=BUCKET, Key="other/model.tar.gz", Body=archive.getvalue())
+    archive = tar_gz({"model.pth": b"pkl!"})
+    s3().put_object(Bucket=BUCKET, Key="other/model.tar.gz", Body=archive)
     result = cli(f"aws deploy s3://{BUCKET}/other/model.tar.gz --aws {aws_yaml}")
     assert "is not a deployable breedclf model (missing breedclf.json" in str(result.exception)
     assert sagemaker().list_models()["Models"] == []

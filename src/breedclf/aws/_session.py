@@ -438,6 +438,28 @@ class AwsSession:
             self.echo(f"started tuning job {name}: breedclf aws tune show {name}")
         return request
 
+    def wait_tuning_job(self, name: str, *, timeout_s: float | None = None) -> dict[str, Any]:
+        """Wait until a tuning job ends; its final description.
+
+        Raises:
+            AwsError: It failed or stopped (with SageMaker's reason), or ``timeout_s`` passed.
+        """
+        sagemaker = self.client("sagemaker")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            job = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+            state = job["HyperParameterTuningJobStatus"]
+            counters = job.get("TrainingJobStatusCounters", {})
+            self.echo(f"tuning job {name}: {state} {counters}")
+            if state in _TRAINING_DONE:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise AwsError(f"tuning job {name} is still {state} after {timeout_s:g} s")
+            time.sleep(60)
+        if state != "Completed":
+            raise AwsError(f"tuning job {name} {state.lower()}: {job.get('FailureReason', '')}")
+        return dict(job)
+
     def tuning_trials(self, name: str) -> list[dict[str, Any]]:
         """Every training job of a tuning job (ListTrainingJobsForHyperParameterTuningJob)."""
         sagemaker = self.client("sagemaker")
