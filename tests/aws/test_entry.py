@@ -229,6 +229,7 @@ def test_a_misspelled_hyperparameter_fails_the_job_with_the_closest_name(
     assert not (job.model_dir / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_a_restarted_job_resumes_from_the_checkpoint_dir(
     tmp_path: Path, textures_root: Path, bundle: Path
 ) -> None:

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 __all__ = ["aws_app"]
 
 aws_app = typer.Typer(
+    # "\\[" keeps rich's markup from eating "[aws]".
     help="Run the same experiment, study and model on SageMaker (needs: pip install "
-    "'breedclf[aws]'). Every command takes --dry-run: it prints the exact requests and sends "
+    "'breedclf\\[aws]'). Every command takes --dry-run: it prints the exact requests and sends "
     "nothing.",
     no_args_is_help=True,
 )
