@@ -267,3 +267,33 @@ def test_a_restarted_job_resumes_from_the_checkpoint_dir(
 def test_malformed_arguments_are_refused(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         parse_arguments(argv)
+
+
+def test_sm_hps_and_per_split_channels_without_arguments(tmp_path: Path) -> None:
+    """A driver that passes no arguments (hyperparameters only in SM_HPS, as JSON values)."""
+    from breedclf.aws.entry import _hyperparameters_from_env, build_config
+    from breedclf.config import dump_config
+
+    dump_config(_experiment(), tmp_path / "config.yaml")
+    environ = {
+        "SM_HPS": json.dumps(
+            {"optimizer.lr": 0.01, "training.epochs": 3, "data.augment.hflip": False}
+        ),
+        "SM_CHANNEL_TRAIN": "/opt/ml/input/data/train",
+        "SM_CHANNEL_VALIDATION": "/opt/ml/input/data/validation",
+        "SM_MODEL_DIR": "/opt/ml/model",
+        "SM_OUTPUT_DATA_DIR": "/opt/ml/output/data",
+        "SM_TRAINING_ENV": "{}",
+        "TRAINING_JOB_NAME": "dogs-7",
+    }
+    arguments = parse_arguments(_hyperparameters_from_env(environ))
+    config = build_config(arguments, environ, default_config=tmp_path / "config.yaml")
+    assert config.optimizer.lr == 0.01
+    assert config.training.epochs == 3
+    assert config.data.augment.hflip is False
+    assert config.data.root is None
+    assert str(config.data.train_root) == "/opt/ml/input/data/train"
+    assert str(config.data.valid_root) == "/opt/ml/input/data/validation"
+    assert str(config.model_dir) == "/opt/ml/model"
+    assert str(config.output_dir) == "/opt/ml/output/data"
+    assert str(config.checkpoint_dir) == "/opt/ml/checkpoints/dogs-7"

@@ -208,7 +208,8 @@ def main(argv: Sequence[str] | None = None, *, default_config: Path | None = Non
         arguments = parse_arguments(tokens)
         config = build_config(arguments, environ, default_config=default_config)
         result = run(Experiment(config, progress=False), resume="auto")
-        add_inference_code(result.model_dir)
+        if environ.get("RANK", "0") == "0":  # under torchrun, one process writes the package
+            add_inference_code(result.model_dir)
     except BreedclfError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         _write_failure(environ, str(exc))
