@@ -605,3 +605,42 @@ def test_deploy_and_delete_dry_runs_send_nothing(
         assert printed(output, operation)
     assert "PutObject s3://breedclf-test/breedclf/models/" in output
     assert aws_env.hosts() == set()
+
+
+def test_failures_are_reported_with_sagemakers_reason(aws_env: Connections) -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from breedclf.aws._session import AwsError
+
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    logs = boto3.client("logs", region_name="us-east-1")
+    failed_job = {
+        **_described_job("dogs-bad"),
+        "TrainingJobStatus": "Failed",
+        "FailureReason": "AlgorithmError: unknown key 'lrr' in AdamWConfig; did you mean 'lr'?",
+    }
+    endpoint = {
+        "EndpointName": "dogs-ep",
+        "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/dogs-ep",
+        "EndpointConfigName": "dogs-ep",
+        "EndpointStatus": "Failed",
+        "FailureReason": "The primary container for production variant AllTraffic did not pass "
+        "the ping health check.",
+        "CreationTime": failed_job["CreationTime"],
+        "LastModifiedTime": failed_job["CreationTime"],
+    }
+    with Stubber(client) as stub, Stubber(logs) as log_stub:
+        stub.add_response("describe_training_job", failed_job, {"TrainingJobName": "dogs-bad"})
+        log_stub.add_response("describe_log_streams", {"logStreams": []})
+        stub.add_response("describe_endpoint", endpoint, {"EndpointName": "dogs-ep"})
+        session = AwsSession(aws_config(), echo=print, clients={"sagemaker": client, "logs": logs})
+        with pytest.raises(AwsError, match="training job dogs-bad failed: AlgorithmError: unknown"):
+            session.wait_training_job("dogs-bad")
+        with pytest.raises(
+            AwsError,
+            match=r"endpoint dogs-ep failed: .*ping health check.*"
+            r"/aws/sagemaker/Endpoints/dogs-ep.*breedclf aws delete dogs-ep",
+        ):
+            session.wait_endpoint("dogs-ep")
+        stub.assert_no_pending_responses()
