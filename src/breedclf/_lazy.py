@@ -11,7 +11,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["lazy_exports"]
+from breedclf.errors import MissingDependencyError
+
+__all__ = ["lazy_exports", "load_attribute"]
 
 
 def lazy_exports(
@@ -48,3 +50,24 @@ def lazy_exports(
         return sorted(set(vars(sys.modules[package])) | set(exports))
 
     return get_attribute, list_names
+
+
+def load_attribute(
+    package: str, homes: Mapping[str, str], name: str, *, extra: str, packages: frozenset[str]
+) -> Any:
+    """Import ``package.<homes[name]>`` and return its ``name`` (a module ``__getattr__``).
+
+    An ImportError naming one of ``packages`` (the extra's top-level modules) becomes a
+    :class:`MissingDependencyError` that says to install ``breedclf[extra]``; any other is a bug
+    and propagates as it is.
+    """
+    home = homes.get(name)
+    if home is None:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    try:
+        module = importlib.import_module(f"{package}.{home}")
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in packages:
+            raise
+        raise MissingDependencyError(exc.name or extra, extra, f"{package}.{name}") from exc
+    return getattr(module, name)

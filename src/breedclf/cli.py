@@ -426,6 +426,15 @@ def _register_tuning_commands() -> None:
 _register_tuning_commands()
 
 
+def _register_aws_commands() -> None:
+    from breedclf.aws._commands import aws_app
+
+    app.add_typer(aws_app, name="aws")
+
+
+_register_aws_commands()
+
+
 def main() -> None:
     """Entry point: run the app; library errors become one clear line and exit code 2."""
     try:

@@ -18,10 +18,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
-from breedclf.errors import MissingDependencyError
+from breedclf._lazy import load_attribute
 from breedclf.serving._deps import SERVER_PACKAGES
 
 if TYPE_CHECKING:
@@ -92,16 +91,7 @@ _HOMES = {
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        module = importlib.import_module(f"{__name__}.{home}")
-    except ImportError as exc:
-        if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
-            raise
-        raise MissingDependencyError(exc.name or "starlette", "serve", f"{name}") from exc
-    value = getattr(module, name)
+    value = load_attribute(__name__, _HOMES, name, extra="serve", packages=SERVER_PACKAGES)
     globals()[name] = value
     return value
 

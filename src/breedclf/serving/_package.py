@@ -171,18 +171,17 @@ def package_model(
     else:
         members.append(("code/inference.py", INFERENCE_SCRIPT.encode("utf-8")))
         members.append(("code/requirements.txt", container_requirements().encode("utf-8")))
-    package_root = Path(breedclf.__file__).parent
-    for path in sorted(package_root.rglob("*")):
-        relative = path.relative_to(package_root)
-        if (
-            path.is_file()
-            and path.suffix in _VENDORED_SUFFIXES
-            and "__pycache__" not in relative.parts
-        ):
-            members.append((f"code/breedclf/{relative.as_posix()}", path.read_bytes()))
+    members.extend(source_members("code/breedclf"))
     if not any(name == f"code/breedclf/serving/{Path(__file__).name}" for name, _ in members):
-        raise CheckpointError(f"cannot find breedclf's source to vendor under {package_root}")
+        raise CheckpointError(
+            f"cannot find breedclf's source to vendor under {Path(breedclf.__file__).parent}"
+        )
 
+    return write_archive(members, output)
+
+
+def write_archive(members: list[tuple[str, bytes]], output: str | Path) -> Path:
+    """Write ``(name, bytes)`` members as a reproducible ``.tar.gz`` (fixed times and owners)."""
     out = Path(output)
     with (
         atomic_path(out) as tmp,
@@ -195,6 +194,22 @@ def package_model(
         for name, data in members:
             tar.addfile(_tar_info(name, len(data)), io.BytesIO(data))
     return out
+
+
+def source_members(prefix: str) -> list[tuple[str, bytes]]:
+    """breedclf's own source files (``.py``, ``py.typed``, the web page's assets) under
+    ``prefix``, sorted: what an archive vendors."""
+    package_root = Path(breedclf.__file__).parent
+    members = []
+    for path in sorted(package_root.rglob("*")):
+        relative = path.relative_to(package_root)
+        if (
+            path.is_file()
+            and path.suffix in _VENDORED_SUFFIXES
+            and "__pycache__" not in relative.parts
+        ):
+            members.append((f"{prefix}/{relative.as_posix()}", path.read_bytes()))
+    return members
 
 
 def container_requirements() -> str:

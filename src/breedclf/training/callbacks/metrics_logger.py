@@ -54,7 +54,9 @@ class MetricsLogger(Callback):
         """Start a fresh file, or cut a resumed one back to the checkpoint."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+b") as fh:
-            fh.truncate(self._offset or 0)
+            # A restarted container (SageMaker spot) resumes with a fresh, shorter file:
+            # truncate() past its end would pad it with NUL bytes.
+            fh.truncate(min(self._offset or 0, fh.seek(0, os.SEEK_END)))
 
     def on_epoch_end(self, trainer: Trainer, result: EpochResult) -> None:
         """Write the epoch record and log lines."""
