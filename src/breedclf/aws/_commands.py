@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from breedclf.tuning._commands import _parse_sets, _RunByDefault
+from breedclf._cliutil import parse_overrides
+from breedclf.tuning._commands import _RunByDefault
 
 if TYPE_CHECKING:
     from breedclf.aws._session import AwsSession
@@ -97,7 +98,7 @@ def train(
     request = session.train(
         experiment,
         data_uri=_data_uri(session, data),
-        overrides=_parse_sets(set_ or []),
+        overrides=parse_overrides(set_ or []),
         name=job_name,
         dry_run=dry_run,
         wait=wait,
