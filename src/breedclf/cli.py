@@ -101,6 +101,15 @@ def train(
     progress: Annotated[
         bool | None, typer.Option(help="Progress bars (default: on a TTY).")
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Train data-parallel on N processes of this machine (starts torchrun; "
+            "one per GPU). Multi-node: run torchrun yourself (docs/distributed.md).",
+        ),
+    ] = None,
 ) -> None:
     """Train an experiment, select the best epoch on validation, and save the model.
 
@@ -110,6 +119,10 @@ def train(
     from breedclf.config import load_config, override
     from breedclf.experiment import Experiment, run
 
+    if nproc is not None:
+        from breedclf.training._launch import exec_torchrun
+
+        exec_torchrun(nproc, sys.argv[1:])
     if resume and auto_resume:
         raise typer.BadParameter("give --resume or --auto-resume, not both")
     if overwrite and (resume or auto_resume):
@@ -119,12 +132,20 @@ def train(
     cfg = load_config(config)
     if set_:
         cfg = override(cfg, _parse_overrides(set_), source=f"{config} (with --set overrides)")
+    from breedclf.training._distributed import init_distributed, shutdown_distributed
+
+    main_rank = init_distributed(cfg.training.distributed, cfg.training.device).is_main
+    if not main_rank:
+        logging.getLogger("breedclf").setLevel(logging.WARNING)  # rank 0 reports for all
     result = run(
         Experiment(cfg, progress=progress),
         resume="auto" if auto_resume else resume,
         overwrite=overwrite,
         allow_config_change=allow_config_change,
     )
+    shutdown_distributed()
+    if not main_rank:
+        return
     typer.echo(f"best epoch: {result.best_epoch}")
     typer.echo(f"valid accuracy: {result.valid.get('acc', float('nan')):.4f}")
     if result.test is not None:
