@@ -23,12 +23,13 @@ import torch
 from PIL import Image
 
 from breedclf import load_model
-from breedclf.config import ExperimentConfig, dump_config, load_config, override, validate_config
+from breedclf.config import load_config, override
 from breedclf.data import EpochSampler
 from breedclf.data._loading import EpochBatchSampler
 from breedclf.experiment import Experiment
 from breedclf.training import read_checkpoint
 from breedclf.training._launch import torchrun_command
+from tests.training.conftest import epoch_records, textures_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 600  # seconds per launch; a hang fails instead of blocking the suite
@@ -37,21 +38,7 @@ TRAIN, VALID, TEST = 180, 45, 45  # the textures splits
 
 
 def _config(root: Path, out: Path, **changes: Any) -> Path:
-    config = validate_config(
-        ExperimentConfig,
-        {
-            "name": "ddp-test",
-            "output_dir": str(out),
-            "data": {"dataset": "textures", "root": str(root), "image_size": 32, "num_workers": 0},
-            "model": {"name": "efficientnet_lite0", "weights": "DEFAULT"},
-            "optimizer": {"name": "adamw", "lr": 2e-3, "backbone_lr": 5e-4},
-            "training": {"epochs": 3, "batch_size": 16, "seed": 7, "evaluate_test": True},
-        },
-    )
-    config = override(config, changes)
-    path = out.with_suffix(".yaml")
-    dump_config(config, path)
-    return path
+    return textures_experiment(root, out, **{"name": "ddp-test", **changes})
 
 
 def _start(config: Path, *args: str, nproc: int | None = 2) -> subprocess.Popen[str]:
@@ -78,15 +65,6 @@ def _finish(proc: subprocess.Popen[str], timeout: float = TIMEOUT) -> tuple[int,
         output, _ = proc.communicate()
         pytest.fail(f"the job hung for {timeout} s:\n{output[-3000:]}")
     return proc.returncode, output
-
-
-def _epochs(out: Path) -> list[dict[str, Any]]:
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    epochs = [r for r in records if r["event"] == "epoch"]
-    for record in epochs:  # timings differ between runs; everything else must not
-        record.pop("seconds")
-        record.pop("images_per_second")
-    return epochs
 
 
 def _worker_pids(launcher: int) -> dict[int, int]:
@@ -134,7 +112,7 @@ def test_two_processes_write_one_set_of_outputs(two_process_run: Run, textures_r
             assert output.count(f"epoch={epoch} split={split} ") == 1, output[-3000:]
     assert output.count("split=test ") == 1
     assert output.count("model saved to:") == 1
-    records = _epochs(out)
+    records = epoch_records(out)
     assert [r["epoch"] for r in records] == [1, 2, 3]
     # Sums over both ranks: every sample once (the training split loses no batch here).
     assert all(r["valid"]["count"] == VALID for r in records)
@@ -227,7 +205,7 @@ def test_a_killed_rank_fails_the_job_and_resume_finishes(
     code, output = _finish(job)
     assert code != 0
     assert "ChildFailedError" in output and "Signal 9 (SIGKILL)" in output, output[-3000:]
-    assert len(_epochs(out)) == 1
+    assert len(epoch_records(out)) == 1
     assert not (out / "model").exists()
 
     # The same checkpoint, resumed on 2 processes and (a copy) on 1, at the same time.
@@ -241,10 +219,10 @@ def test_a_killed_rank_fails_the_job_and_resume_finishes(
     assert single_code == 0, single_output[-3000:]
 
     # On 2 processes: exactly the uninterrupted 2-process run.
-    assert _epochs(out) == _epochs(two_process_run.out)
+    assert epoch_records(out) == epoch_records(two_process_run.out)
     # On 1 process: same epochs, the schedule at the same point, not bit-identical.
     assert "resuming a checkpoint of 2 process(es) on 1" in single_output
-    reference, records = _epochs(two_process_run.out), _epochs(single_out)
+    reference, records = epoch_records(two_process_run.out), epoch_records(single_out)
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert records[0] == reference[0]
     for mine, theirs in zip(records[1:], reference[1:], strict=True):
@@ -290,12 +268,12 @@ def test_rank_zero_stops_every_rank(textures_root: Path, tmp_path: Path) -> None
     assert broken_code == 0, broken_output[-3000:]
 
     # Accuracy cannot improve by 1.0: epoch 2 is the last, on both ranks.
-    assert [r["epoch"] for r in _epochs(tmp_path / "early")] == [1, 2]
+    assert [r["epoch"] for r in epoch_records(tmp_path / "early")] == [1, 2]
     assert early_output.count("early stopping:") == 1
     assert (tmp_path / "early" / "model" / "model.safetensors").is_file()
 
     # The Debugger runs on rank 0 only; its stop ended epoch 1 early on both ranks.
-    (record,) = _epochs(tmp_path / "broken")
+    (record,) = epoch_records(tmp_path / "broken")
     assert record["train"]["count"] < TRAIN
     assert "asks to stop training" in broken_output
     state = read_checkpoint(tmp_path / "broken" / "checkpoints" / "last.ckpt")
