@@ -119,10 +119,6 @@ def train(
     from breedclf.config import load_config, override
     from breedclf.experiment import Experiment, run
 
-    if nproc is not None:
-        from breedclf.training._launch import exec_torchrun
-
-        exec_torchrun(nproc, sys.argv[1:])
     if resume and auto_resume:
         raise typer.BadParameter("give --resume or --auto-resume, not both")
     if overwrite and (resume or auto_resume):
@@ -132,6 +128,15 @@ def train(
     cfg = load_config(config)
     if set_:
         cfg = override(cfg, _parse_overrides(set_), source=f"{config} (with --set overrides)")
+    if nproc is not None:  # the config is valid: hand the command to torchrun
+        from breedclf.training._launch import exec_torchrun
+
+        if cfg.training.distributed == "off":
+            raise typer.BadParameter(
+                "--nproc needs training.distributed: auto (with 'off' every process would "
+                "train the same model alone)"
+            )
+        exec_torchrun(nproc, sys.argv[1:])
     from breedclf.training._distributed import init_distributed, shutdown_distributed
 
     main_rank = init_distributed(cfg.training.distributed, cfg.training.device).is_main

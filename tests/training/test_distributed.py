@@ -287,3 +287,17 @@ def test_nproc_hands_the_command_to_torchrun() -> None:
     assert command[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc-per-node=4"]  # fmt: skip
     assert command[5:] == ["-m", "breedclf", "train", "exp.yaml", "--set", "a=1"]
+
+
+def test_nproc_refuses_a_config_that_is_not_distributed(
+    textures_root: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from breedclf.cli import app
+
+    config = _config(textures_root, tmp_path / "off", **{"training.distributed": "off"})
+    result = CliRunner().invoke(app, ["train", str(config), "--nproc", "2"])
+    assert result.exit_code == 2
+    assert "--nproc needs training.distributed: auto" in result.output
+    assert not (tmp_path / "off").exists()

@@ -110,6 +110,11 @@ def init_distributed(mode: DistributedMode = "auto", device: str = "auto") -> Di
         DistributedContext(rank=0, world_size=1, local_rank=0)
     """
     global _owned
+    if mode == "off" and dist.is_torchelastic_launched():
+        log.warning(
+            "started by torchrun with training.distributed=off: this process trains alone "
+            "(every process trains the same model)"
+        )
     if mode == "off" or not dist.is_available():
         return DistributedContext()
     if not dist.is_initialized():
