@@ -509,7 +509,8 @@ class Experiment:
         resume_from = self.prepare(
             resume=resume, overwrite=overwrite, allow_config_change=allow_config_change
         )
-        ddp.barrier()  # every rank checked the directory before rank 0 writes into it
+        if dist.enabled:  # every rank checked the directory before rank 0 writes into it
+            ddp.barrier()
         splits = self.splits  # listed (or read from the manifest) before anything is written
         if dist.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -668,7 +669,8 @@ def run(
         metrics["debugger"] = statuses
         experiment._callback(MetricsLogger)._append({"event": "debugger", "rules": statuses})
     model_dir = experiment.save(**metrics)
-    ddp.barrier()  # every rank returns once the model is saved
+    if experiment.distributed.enabled:  # every rank returns once the model is saved
+        ddp.barrier()
     log.info("saved model to %s", model_dir)
     return RunResult(model_dir, experiment.best_epoch, valid, test, history, statuses)
 

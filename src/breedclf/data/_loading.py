@@ -149,10 +149,17 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
         num_replicas: Data-parallel processes.
 
     Example:
+        Ten samples, two per batch, on two replicas; replica 1's share:
+
         >>> sampler = EpochSampler(10, seed=0, shuffle=False)
-        >>> [[i for i, _ in b] for b in EpochBatchSampler(sampler, 2, drop_single_last=True,
-        ...                                                rank=1, num_replicas=2)]
+        >>> def indices(drop: bool) -> list[list[int]]:
+        ...     batches = EpochBatchSampler(sampler, 2, drop_single_last=drop, rank=1,
+        ...                                 num_replicas=2)
+        ...     return [[index for index, _ in batch] for batch in batches]
+        >>> indices(drop=False)  # evaluation: the last 2 samples are split 1 + 1
         [[2, 3], [6, 7], [9]]
+        >>> indices(drop=True)  # training: a share of 1 sample is dropped on every replica
+        [[2, 3], [6, 7]]
     """
 
     def __init__(

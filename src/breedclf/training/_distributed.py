@@ -227,6 +227,5 @@ def broadcast_module(module: nn.Module, *, buffers_only: bool = False) -> None:
 
 
 def barrier() -> None:
-    """Wait until every rank arrives (no-op outside a process group)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+    """Wait until every rank arrives."""
+    dist.barrier()
