@@ -310,7 +310,11 @@ class Experiment:
             batch_size=self.config.training.batch_size,
             shuffle=is_train,
             seed=self.config.training.seed,
-            num_workers=resolve_num_workers(self.config.data.num_workers, device_type=device.type),
+            num_workers=resolve_num_workers(
+                self.config.data.num_workers,
+                device_type=device.type,
+                processes=self.distributed.processes_per_machine(device),
+            ),
             pin_memory=device.type == "cuda",
             rank=self.distributed.rank,
             num_replicas=self.distributed.world_size,

@@ -223,7 +223,9 @@ def collate_batch(items: Sequence[tuple[torch.Tensor, int] | _Skipped]) -> Batch
     return Batch(inputs, targets, skipped)
 
 
-def resolve_num_workers(requested: int | str, *, device_type: str = "cpu") -> int:
+def resolve_num_workers(
+    requested: int | str, *, device_type: str = "cpu", processes: int = 1
+) -> int:
     """DataLoader worker processes; an explicit number is kept.
 
     ``"auto"`` on an accelerator: one worker per spare core (at most 8) — the CPU only feeds
@@ -231,11 +233,14 @@ def resolve_num_workers(requested: int | str, *, device_type: str = "cpu") -> in
     competes with them: on 2 cores, Lite0 at 128 px trained at ~60 img/s with 0 workers and
     ~38 img/s with 1. So small CPU machines decode in the main process, and larger ones use a
     quarter of their cores (at most 4).
+
+    ``processes`` training processes on the machine (data-parallel training) share its cores:
+    each one is sized on ``cores // processes``.
     """
     if requested != "auto":
         return int(requested)
     found = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = found or 1
+    cores = max(1, (found or 1) // max(1, processes))
     if device_type == "cpu":
         return 0 if cores <= 4 else min(4, cores // 4)
     return max(0, min(8, cores - 1))

@@ -78,6 +78,16 @@ class DistributedContext:
         """Rank 0: the process that logs, shows progress and writes files."""
         return self.rank == 0
 
+    def processes_per_machine(self, device: torch.device) -> int:
+        """How many of the job's processes share this machine's cores (an estimate).
+
+        One per GPU on CUDA (at most the GPUs this machine has); on CPU, all of them (CPU
+        training across machines is rare).
+        """
+        if device.type == "cuda":
+            return max(1, min(self.world_size, torch.cuda.device_count()))
+        return self.world_size
+
 
 def current_context(mode: DistributedMode = "auto") -> DistributedContext:
     """The context of the process group already set up (a single process if none or ``off``)."""

@@ -17,8 +17,7 @@ __all__ = ["exec_torchrun", "torchrun_command"]
 def torchrun_command(nproc: int, argv: Sequence[str]) -> list[str]:
     """The torchrun command that runs ``breedclf`` with ``argv`` (less ``--nproc``) N times.
 
-    ``--standalone`` gives a single-machine rendezvous on a free port; torchrun sets
-    ``OMP_NUM_THREADS=1`` per process unless it is set.
+    ``--standalone`` gives a single-machine rendezvous on a free port.
 
     Example:
         >>> command = torchrun_command(2, ["train", "exp.yaml", "--nproc", "2", "--resume"])
@@ -51,6 +50,8 @@ def torchrun_command(nproc: int, argv: Sequence[str]) -> list[str]:
 def exec_torchrun(nproc: int, argv: Sequence[str]) -> NoReturn:
     """Replace this process by torchrun running ``breedclf`` on ``nproc`` processes.
 
+    Unless ``OMP_NUM_THREADS`` is set, each process gets ``cores // nproc`` threads.
+
     Raises:
         ConfigurationError: Already inside a torchrun job.
     """
@@ -59,6 +60,11 @@ def exec_torchrun(nproc: int, argv: Sequence[str]) -> NoReturn:
             "--nproc starts torchrun; this process was already started by torchrun (drop --nproc)"
         )
     command = torchrun_command(nproc, argv)
+    # torchrun gives every process 1 thread unless told; CPU training wants the cores shared.
+    env = dict(os.environ)
+    if "OMP_NUM_THREADS" not in env:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        env["OMP_NUM_THREADS"] = str(max(1, (cores or 1) // nproc))
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(command[0], command)
+    os.execve(command[0], command, env)
