@@ -301,3 +301,25 @@ def test_nproc_refuses_a_config_that_is_not_distributed(
     assert result.exit_code == 2
     assert "--nproc needs training.distributed: auto" in result.output
     assert not (tmp_path / "off").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
+def test_two_gpus_with_nccl_sync_batchnorm_and_amp(textures_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gpus"
+    config = _config(
+        textures_root,
+        out,
+        **{
+            "training.epochs": 2,
+            "training.device": "cuda",
+            "training.amp": "auto",
+            "training.sync_batchnorm": True,
+        },
+    )
+    code, output = _finish(_start(config))
+    assert code == 0, output[-3000:]
+    records = epoch_records(out)
+    assert [r["valid"]["count"] for r in records] == [VALID, VALID]
+    assert json.loads((out / "eval-test.json").read_text())["count"] == TEST
+    assert (out / "model" / "model.safetensors").is_file()

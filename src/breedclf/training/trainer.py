@@ -232,6 +232,10 @@ class Trainer:
     def evaluate(self, loader: Iterable[Batch], *, full: bool = True) -> dict[str, Any]:
         """Metrics of the current model over ``loader`` (no callbacks are called).
 
+        Under distributed training every rank calls it with its share of the split (a loader
+        from :meth:`Experiment.dataloader <breedclf.experiment.Experiment.dataloader>`) and
+        gets the metrics of the whole split.
+
         Args:
             full: Include per-class accuracy and the confusion matrix.
         """
