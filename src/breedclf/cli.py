@@ -90,6 +90,15 @@ def train(
     progress: Annotated[
         bool | None, typer.Option(help="Progress bars (default: on a TTY).")
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Train data-parallel on N processes of this machine (starts torchrun; "
+            "one per GPU). Multi-node: run torchrun yourself (docs/distributed.md).",
+        ),
+    ] = None,
 ) -> None:
     """Train an experiment, select the best epoch on validation, and save the model.
 
@@ -108,12 +117,29 @@ def train(
     cfg = load_config(config)
     if set_:
         cfg = override(cfg, _parse_overrides(set_), source=f"{config} (with --set overrides)")
+    if nproc is not None:  # the config is valid: hand the command to torchrun
+        from breedclf.training._launch import exec_torchrun
+
+        if cfg.training.distributed == "off":
+            raise typer.BadParameter(
+                "--nproc needs training.distributed: auto (with 'off' every process would "
+                "train the same model alone)"
+            )
+        exec_torchrun(nproc, sys.argv[1:])
+    from breedclf.training._distributed import init_distributed, shutdown_distributed
+
+    main_rank = init_distributed(cfg.training.distributed, cfg.training.device).is_main
+    if not main_rank:
+        logging.getLogger("breedclf").setLevel(logging.WARNING)  # rank 0 reports for all
     result = run(
         Experiment(cfg, progress=progress),
         resume="auto" if auto_resume else resume,
         overwrite=overwrite,
         allow_config_change=allow_config_change,
     )
+    shutdown_distributed()
+    if not main_rank:
+        return
     typer.echo(f"best epoch: {result.best_epoch}")
     typer.echo(f"valid accuracy: {result.valid.get('acc', float('nan')):.4f}")
     if result.test is not None:

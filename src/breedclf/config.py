@@ -328,6 +328,11 @@ class TrainingConfig(BaseConfig):
             ``2**32 - 1`` (the range torch, numpy and ``random`` all accept).
         device: ``auto`` picks CUDA when present, else CPU.
         evaluate_test: Evaluate the test split once, after training, with the selected model.
+        distributed: ``auto`` joins the data-parallel job when started by ``torchrun`` (NCCL on
+            CUDA, gloo on CPU; ``docs/distributed.md``); ``off`` trains each process alone.
+            ``batch_size`` is per process: the global batch is ``batch_size`` × processes.
+        sync_batchnorm: Under distributed training on GPUs, BatchNorm statistics over the
+            global batch (SyncBatchNorm) instead of each GPU's own; for small per-GPU batches.
     """
 
     epochs: PositiveInt = 10
@@ -341,6 +346,8 @@ class TrainingConfig(BaseConfig):
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     device: str = "auto"
     evaluate_test: bool = False
+    distributed: Literal["auto", "off"] = "auto"
+    sync_batchnorm: bool = False
 
 
 class CallbackSpec(BaseConfig):

@@ -55,6 +55,7 @@ from breedclf.training import (
     Trainer,
     read_checkpoint_metadata,
 )
+from breedclf.training import _distributed as ddp
 from breedclf.training.callbacks.registry import create_callback
 
 __all__ = [
@@ -144,6 +145,7 @@ class Experiment:
         self._splits: DatasetSplits | None = None
         self._splits_source: str = "scan"
         self._model: ImageClassifier | None = None
+        self._best_epoch: int | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path, **kwargs: Any) -> Experiment:
@@ -280,8 +282,17 @@ class Experiment:
         """The device training and evaluation run on (``training.device`` resolved)."""
         return resolve_device(self.config.training.device)
 
+    @property
+    def distributed(self) -> ddp.DistributedContext:
+        """This process's place in a torchrun job (joined on first use; one process if none)."""
+        training = self.config.training
+        return ddp.init_distributed(training.distributed, training.device)
+
     def dataloader(self, split: str, *, train: bool | None = None) -> DataLoader[Batch]:
-        """A loader for ``split``; ``train`` (default: split == "train") adds augmentation."""
+        """A loader for ``split``; ``train`` (default: split == "train") adds augmentation.
+
+        Under distributed training it loads this process's share of every global batch.
+        """
         is_train = split == "train" if train is None else train
         samples = self.splits.split(split)
         if not samples:
@@ -299,8 +310,14 @@ class Experiment:
             batch_size=self.config.training.batch_size,
             shuffle=is_train,
             seed=self.config.training.seed,
-            num_workers=resolve_num_workers(self.config.data.num_workers, device_type=device.type),
+            num_workers=resolve_num_workers(
+                self.config.data.num_workers,
+                device_type=device.type,
+                processes=self.distributed.processes_per_machine(device),
+            ),
             pin_memory=device.type == "cuda",
+            rank=self.distributed.rank,
+            num_replicas=self.distributed.world_size,
         )
 
     def create_callbacks(self) -> list[Callback]:
@@ -394,6 +411,8 @@ class Experiment:
         return [path for path in candidates if path.is_file()]
 
     def _clear_previous_run(self, files: list[Path]) -> None:
+        if not self.distributed.is_main:
+            return
         for path in files:
             if path.parent == self.model_dir and path.name == METADATA_FILE:
                 shutil.rmtree(self.model_dir)
@@ -491,41 +510,56 @@ class Experiment:
             CheckpointError: Nothing to resume, or the config changed.
         """
         ensure_logging()
+        dist = self.distributed
         resume_from = self.prepare(
             resume=resume, overwrite=overwrite, allow_config_change=allow_config_change
         )
+        if dist.enabled:  # every rank checked the directory before rank 0 writes into it
+            ddp.barrier()
         splits = self.splits  # listed (or read from the manifest) before anything is written
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(self.config, self.output_dir / CONFIG_FILE)
-        for manifest in (self.manifest_path, self.checkpoint_dir / MANIFEST_FILE):
-            if not manifest.is_file():
-                splits.write_manifest(manifest)
+        if dist.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(self.config, self.output_dir / CONFIG_FILE)
+            for manifest in (self.manifest_path, self.checkpoint_dir / MANIFEST_FILE):
+                if not manifest.is_file():
+                    splits.write_manifest(manifest)
         trainer = self.build_trainer()
-        checkpointer = self._callback(Checkpointer)
         valid = self.dataloader("valid") if splits.valid else None
         history = trainer.fit(self.dataloader("train"), valid, resume_from=resume_from)
-        if checkpointer.best_path.is_file():
-            from safetensors.torch import load_file
+        best_epoch = 0
+        if dist.is_main:
+            checkpointer = self._callback(Checkpointer)
+            best_epoch = checkpointer.best_epoch
+            if checkpointer.best_path.is_file():
+                from safetensors.torch import load_file
 
-            load_weights(self.model, load_file(str(checkpointer.best_path)))
-            log.info("selected epoch %d by %s", checkpointer.best_epoch, checkpointer.monitor)
+                load_weights(self.model, load_file(str(checkpointer.best_path)))
+                log.info("selected epoch %d by %s", best_epoch, checkpointer.monitor)
+        if dist.enabled:  # rank 0 read the best weights; every rank evaluates them
+            ddp.broadcast_module(self.model)
+            self._best_epoch = ddp.broadcast_object(best_epoch)
         return history
 
     @property
     def best_epoch(self) -> int:
         """The epoch whose weights the model holds after :meth:`fit`."""
+        if self._best_epoch is not None:  # distributed: rank 0's, on every rank
+            return self._best_epoch
         return self._callback(Checkpointer).best_epoch
 
     def evaluate(self, split: str = "valid") -> dict[str, Any]:
         """Loss, top-1/top-5, per-class accuracy and confusion matrix of the model on ``split``.
 
         The result is logged (``split=<split> loss=... acc=...``), appended to the metrics log
-        and written to ``output_dir/eval-<split>.json``.
+        and written to ``output_dir/eval-<split>.json``. Under distributed training every rank
+        evaluates its share and gets the metrics of the whole split; rank 0 writes them.
         """
         ensure_logging()
         trainer = self.build_trainer()
         metrics = trainer.evaluate(self.dataloader(split, train=False), full=True)
         metrics["classes"] = self.splits.classes
+        if not self.distributed.is_main:
+            return metrics
         self._callback(MetricsLogger).log_evaluation(split, _headline(metrics))
         with atomic_path(self.output_dir / f"eval-{split}.json") as tmp:
             tmp.write_text(json.dumps(metrics, indent=1), encoding="utf-8")
@@ -534,9 +568,12 @@ class Experiment:
     def save(self, directory: str | Path | None = None, **metrics: Any) -> Path:
         """Save the model with labels, preprocessing, config and split manifest.
 
-        The default place is :attr:`model_dir` (``output_dir/model`` unless configured).
+        The default place is :attr:`model_dir` (``output_dir/model`` unless configured). Under
+        distributed training only rank 0 writes; every rank returns the path.
         """
         target = Path(directory) if directory is not None else self.model_dir
+        if not self.distributed.is_main:
+            return target
         return save_model(
             self.model,
             self.splits.classes,
@@ -637,6 +674,8 @@ def run(
         metrics["debugger"] = statuses
         experiment._callback(MetricsLogger)._append({"event": "debugger", "rules": statuses})
     model_dir = experiment.save(**metrics)
+    if experiment.distributed.enabled:  # every rank returns once the model is saved
+        ddp.barrier()
     log.info("saved model to %s", model_dir)
     return RunResult(model_dir, experiment.best_epoch, valid, test, history, statuses)
 

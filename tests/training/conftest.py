@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from breedclf.config import DataConfig
+from breedclf.config import DataConfig, ExperimentConfig, dump_config, override, validate_config
 from breedclf.data import Batch, ImageDataset, create_dataloader, create_dataset
 from breedclf.models import ImageClassifier
 from breedclf.preprocessing import PreprocessSpec, create_transform
@@ -79,3 +80,34 @@ def texture_loaders(textures_root: Path) -> LoaderFactory:
         return loader(train, True), loader(valid, False)
 
     return build
+
+
+def textures_experiment(root: Path, out: Path, **changes: Any) -> Path:
+    """Write a 3-epoch Lite0 experiment on the textures data (``changes``: dotted overrides).
+
+    Returns the YAML file, next to ``out`` (the run's output directory).
+    """
+    config = validate_config(
+        ExperimentConfig,
+        {
+            "name": "textures-test",
+            "output_dir": str(out),
+            "data": {"dataset": "textures", "root": str(root), "image_size": 32, "num_workers": 0},
+            "model": {"name": "efficientnet_lite0", "weights": "DEFAULT"},
+            "optimizer": {"name": "adamw", "lr": 2e-3, "backbone_lr": 5e-4},
+            "training": {"epochs": 3, "batch_size": 16, "seed": 7, "evaluate_test": True},
+        },
+    )
+    path = out.with_suffix(".yaml")
+    dump_config(override(config, changes), path)
+    return path
+
+
+def epoch_records(out: Path) -> list[dict[str, Any]]:
+    """A run's epoch records from ``metrics.jsonl``, without the timings (which always differ)."""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["event"] == "epoch"]
+    for record in epochs:
+        record.pop("seconds")
+        record.pop("images_per_second")
+    return epochs

@@ -13,25 +13,20 @@ from typing import Any
 
 import yaml
 
-from breedclf.config import ExperimentConfig, dump_config, validate_config
+from tests.training.conftest import epoch_records, textures_experiment
 
 
 def _config(root: Path, out: Path) -> Path:
-    config = validate_config(
-        ExperimentConfig,
-        {
+    return textures_experiment(
+        root,
+        out,
+        **{
             "name": "resume-test",
-            "output_dir": str(out),
-            "data": {"dataset": "textures", "root": str(root), "image_size": 48, "num_workers": 1},
-            "model": {"name": "efficientnet_lite0", "weights": "DEFAULT"},
-            "optimizer": {"name": "adamw", "lr": 2e-3, "backbone_lr": 5e-4},
+            "data.image_size": 48,
+            "data.num_workers": 1,
             "scheduler": {"name": "cosine", "warmup_epochs": 0.5},
-            "training": {"epochs": 3, "batch_size": 16, "seed": 7, "evaluate_test": True},
         },
     )
-    path = out.with_suffix(".yaml")
-    dump_config(config, path)
-    return path
 
 
 def _train(config: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -40,15 +35,6 @@ def _train(config: Path, *extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-
-
-def _epoch_records(out: Path) -> list[dict[str, Any]]:
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    epochs = [r for r in records if r["event"] == "epoch"]
-    for r in epochs:  # timings differ between runs; everything else must not
-        r.pop("seconds")
-        r.pop("images_per_second")
-    return epochs
 
 
 def test_kill_during_epoch_two_then_resume_matches_uninterrupted(
@@ -74,7 +60,7 @@ def test_kill_during_epoch_two_then_resume_matches_uninterrupted(
     victim.communicate()
     assert victim.returncode == -signal.SIGKILL
     # It died during epoch 2: one epoch recorded, no saved model.
-    assert len(_epoch_records(tmp_path / "killed")) == 1
+    assert len(epoch_records(tmp_path / "killed")) == 1
     assert not (tmp_path / "killed" / "model").exists()
 
     resumed = _train(killed_cfg, "--resume")
@@ -85,8 +71,8 @@ def test_kill_during_epoch_two_then_resume_matches_uninterrupted(
     assert reference.returncode == 0, ref_out.decode()
 
     ref_epochs, resumed_epochs = (
-        _epoch_records(tmp_path / "reference"),
-        _epoch_records(tmp_path / "killed"),
+        epoch_records(tmp_path / "reference"),
+        epoch_records(tmp_path / "killed"),
     )
     assert [r["epoch"] for r in resumed_epochs] == [1, 2, 3]
     assert resumed_epochs == ref_epochs

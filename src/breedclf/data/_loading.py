@@ -131,39 +131,85 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     from epoch to epoch. Batch contents stay a pure function of (seed, epoch, position), so
     resumption is exact.
 
+    For data-parallel training (``num_replicas`` processes), the epoch's order is cut into
+    global batches of ``batch_size × num_replicas`` and replica ``rank`` takes the
+    ``rank``-th ``batch_size`` slice of each. The global order, and each sample's augmentation
+    seed, are those of a single process: step ``k`` of N processes trains on the samples of
+    step ``k`` of one process with ``batch_size × N``. A final, partial global batch is split
+    into near-equal parts; with ``drop_single_last`` (training) it is kept only if every
+    replica's part has at least two samples, so every replica takes the same number of steps
+    (DDP needs that). Without it (evaluation), every sample is yielded exactly once and a
+    replica may have one batch fewer.
+
     Args:
         sampler: The per-sample order and augmentation seeds.
-        batch_size: Samples per batch.
-        drop_single_last: Drop a final batch of one sample.
+        batch_size: Samples per batch (per replica).
+        drop_single_last: Drop a final batch of one sample (of fewer than two per replica).
+        rank: This replica (0-based).
+        num_replicas: Data-parallel processes.
+
+    Example:
+        Ten samples, two per batch, on two replicas; replica 1's share:
+
+        >>> sampler = EpochSampler(10, seed=0, shuffle=False)
+        >>> def indices(drop: bool) -> list[list[int]]:
+        ...     batches = EpochBatchSampler(sampler, 2, drop_single_last=drop, rank=1,
+        ...                                 num_replicas=2)
+        ...     return [[index for index, _ in batch] for batch in batches]
+        >>> indices(drop=False)  # evaluation: the last 2 samples are split 1 + 1
+        [[2, 3], [6, 7], [9]]
+        >>> indices(drop=True)  # training: a share of 1 sample is dropped on every replica
+        [[2, 3], [6, 7]]
     """
 
-    def __init__(self, sampler: EpochSampler, batch_size: int, *, drop_single_last: bool) -> None:
+    def __init__(
+        self,
+        sampler: EpochSampler,
+        batch_size: int,
+        *,
+        drop_single_last: bool,
+        rank: int = 0,
+        num_replicas: int = 1,
+    ) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in 0..{num_replicas - 1}")
         self.sampler = sampler
         self.batch_size = batch_size
         self.drop_single_last = drop_single_last
+        self.rank = rank
+        self.num_replicas = num_replicas
 
     def set_epoch(self, epoch: int) -> None:
         """Forward to :meth:`EpochSampler.set_epoch`."""
         self.sampler.set_epoch(epoch)
 
-    def _keeps(self, last_size: int) -> bool:
-        return last_size > 0 and not (
-            self.drop_single_last and last_size == 1 and self.batch_size > 1
-        )
+    def _last_part(self, rest: int) -> tuple[int, int] | None:
+        """(start, size) of this replica's share of a partial global batch; None if dropped."""
+        base, extra = divmod(rest, self.num_replicas)
+        size = base + int(self.rank < extra)
+        if self.drop_single_last:
+            keep = rest > 0 and base >= (2 if self.batch_size > 1 else 1)
+        else:
+            keep = size > 0
+        return (self.rank * base + min(self.rank, extra), size) if keep else None
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.sampler), self.batch_size)
-        return full + int(self._keeps(rest))
+        full, rest = divmod(len(self.sampler), self.batch_size * self.num_replicas)
+        return full + int(self._last_part(rest) is not None)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        width = self.batch_size * self.num_replicas
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         batch: list[tuple[int, int]] = []
         for item in self.sampler:
             batch.append(item)
-            if len(batch) == self.batch_size:
-                yield batch
+            if len(batch) == width:
+                yield batch[mine]
                 batch = []
-        if self._keeps(len(batch)):
-            yield batch
+        part = self._last_part(len(batch))
+        if part is not None:
+            start, size = part
+            yield batch[start : start + size]
 
 
 def collate_batch(items: Sequence[tuple[torch.Tensor, int] | _Skipped]) -> Batch:
@@ -177,7 +223,9 @@ def collate_batch(items: Sequence[tuple[torch.Tensor, int] | _Skipped]) -> Batch
     return Batch(inputs, targets, skipped)
 
 
-def resolve_num_workers(requested: int | str, *, device_type: str = "cpu") -> int:
+def resolve_num_workers(
+    requested: int | str, *, device_type: str = "cpu", processes: int = 1
+) -> int:
     """DataLoader worker processes; an explicit number is kept.
 
     ``"auto"`` on an accelerator: one worker per spare core (at most 8) — the CPU only feeds
@@ -185,11 +233,14 @@ def resolve_num_workers(requested: int | str, *, device_type: str = "cpu") -> in
     competes with them: on 2 cores, Lite0 at 128 px trained at ~60 img/s with 0 workers and
     ~38 img/s with 1. So small CPU machines decode in the main process, and larger ones use a
     quarter of their cores (at most 4).
+
+    ``processes`` training processes on the machine (data-parallel training) share its cores:
+    each one is sized on ``cores // processes``.
     """
     if requested != "auto":
         return int(requested)
     found = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = found or 1
+    cores = max(1, (found or 1) // max(1, processes))
     if device_type == "cpu":
         return 0 if cores <= 4 else min(4, cores // 4)
     return max(0, min(8, cores - 1))
@@ -204,6 +255,8 @@ def create_dataloader(
     num_workers: int,
     pin_memory: bool,
     drop_single_last: bool | None = None,
+    rank: int = 0,
+    num_replicas: int = 1,
 ) -> DataLoader[Batch]:
     """A DataLoader over ``dataset`` driven by an :class:`EpochSampler`.
 
@@ -213,12 +266,17 @@ def create_dataloader(
         drop_single_last: Drop a final batch of one sample (see :class:`EpochBatchSampler`);
             ``None`` drops it when ``shuffle`` is on, i.e. for training loaders. Evaluation
             loaders keep every sample.
+        rank: This process's rank in data-parallel training.
+        num_replicas: Data-parallel processes; each loads its share of every global batch
+            (see :class:`EpochBatchSampler`).
     """
     sampler = EpochSampler(len(dataset), seed=seed, shuffle=shuffle)
     batches = EpochBatchSampler(
         sampler,
         batch_size,
         drop_single_last=shuffle if drop_single_last is None else drop_single_last,
+        rank=rank,
+        num_replicas=num_replicas,
     )
     return DataLoader(
         dataset,  # type: ignore[arg-type]

@@ -79,6 +79,8 @@ class Debugger(Callback):
     """
 
     order = 500  # after the others' epoch bookkeeping, before the checkpoint saves our state
+    rank_zero_only = True
+    stops_mid_epoch = True  # a rule's stop_training ends training at its step
 
     def __init__(
         self,

@@ -63,6 +63,7 @@ class SmdebugHook(Callback):
     """
 
     order = 400
+    rank_zero_only = True
 
     def __init__(self, config_path: str | Path) -> None:
         self.config_path = Path(config_path)

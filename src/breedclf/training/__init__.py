@@ -1,6 +1,11 @@
 """The training loop, its metrics, optimizers and callbacks."""
 
 from breedclf.training._checkpoint import read_checkpoint, read_checkpoint_metadata
+from breedclf.training._distributed import (
+    DistributedContext,
+    init_distributed,
+    shutdown_distributed,
+)
 from breedclf.training._metrics import (
     METRIC_LINE_REGEX,
     ClassificationMetrics,
@@ -30,6 +35,7 @@ __all__ = [
     "Callback",
     "Checkpointer",
     "ClassificationMetrics",
+    "DistributedContext",
     "EarlyStopping",
     "EpochResult",
     "GradientInfo",
@@ -42,9 +48,11 @@ __all__ = [
     "create_optimizer",
     "create_scheduler",
     "format_metrics_line",
+    "init_distributed",
     "list_callbacks",
     "read_checkpoint",
     "read_checkpoint_metadata",
     "register_callback",
     "resolve_device",
+    "shutdown_distributed",
 ]

@@ -69,6 +69,40 @@ class ClassificationMetrics:
             targets * self.num_classes + top[:, 0], minlength=self.num_classes**2
         )
 
+    @torch.no_grad()
+    def all_reduce(self) -> None:
+        """Sum the counts of every data-parallel rank into each (one collective, every rank).
+
+        Each rank saw its own share of the split, so the sums (never averages) of all ranks
+        are the metrics of the whole split; :meth:`compute` then gives the same result on
+        every rank. Exact: the counts travel as float64, which holds integers up to 2**53.
+        """
+        from breedclf.training._distributed import all_reduce_sum
+
+        unsmoothed = self.loss_unsmoothed_sum
+        packed = torch.cat(
+            [
+                torch.stack(
+                    [
+                        self.loss_sum.to(torch.float64),
+                        (unsmoothed if unsmoothed is not None else self.loss_sum).to(torch.float64),
+                        self.correct1.to(torch.float64),
+                        self.correct5.to(torch.float64),
+                        torch.tensor(float(self.count), dtype=torch.float64, device=self.device),
+                    ]
+                ),
+                self.confusion.to(torch.float64),
+            ]
+        )
+        all_reduce_sum(packed)
+        self.loss_sum = packed[0].to(self._sum_dtype)
+        if unsmoothed is not None:
+            self.loss_unsmoothed_sum = packed[1].to(self._sum_dtype)
+        self.correct1 = packed[2].round().long()
+        self.correct5 = packed[3].round().long()
+        self.count = int(packed[4].round().item())
+        self.confusion = packed[5:].round().long()
+
     def compute(self, *, full: bool = False) -> dict[str, Any]:
         """Epoch metrics: ``loss``, ``acc``, ``top5``, ``count`` (and ``loss_unsmoothed``).
 

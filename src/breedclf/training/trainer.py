@@ -27,9 +27,10 @@ from breedclf.config import (
     TrainingConfig,
 )
 from breedclf.data import Batch, SkippedImageWarning
-from breedclf.errors import CheckpointError, ConfigurationError
+from breedclf.errors import CheckpointError, ConfigurationError, DatasetError
 from breedclf.models import ImageClassifier
 from breedclf.profiler import NullProfiler, Profiler
+from breedclf.training import _distributed as ddp
 from breedclf.training._checkpoint import CHECKPOINT_FORMAT, checked_metadata, read_checkpoint
 from breedclf.training._metrics import ClassificationMetrics
 from breedclf.training._optim import create_optimizer, create_scheduler
@@ -83,6 +84,13 @@ class Trainer:
     is bf16 on GPUs of compute capability ≥ 8.0, fp16 with loss scaling on older GPUs, and off
     on CPU; ``bf16`` also runs on CPU; ``fp16`` is CUDA-only.
 
+    Started by ``torchrun`` (``training.distributed: auto``), it trains data-parallel with
+    :class:`~torch.nn.parallel.DistributedDataParallel`: one process per GPU (``LOCAL_RANK``),
+    gradients averaged over ranks, metrics summed over ranks, ``should_stop`` taken from rank 0,
+    callbacks that set ``rank_zero_only`` only on rank 0. Its loaders must be sharded
+    (:func:`~breedclf.data.create_dataloader` with ``rank``/``num_replicas``);
+    ``docs/distributed.md`` has the details. :attr:`model` stays the plain model.
+
     Args:
         model: The classifier (its freeze policy already applied).
         training: Loop settings.
@@ -121,20 +129,42 @@ class Trainer:
         self.config = training or TrainingConfig()
         self.optimizer_config: OptimizerConfig = optimizer or AdamWConfig()
         self.scheduler_config: SchedulerConfig = scheduler or CosineSchedulerConfig()
-        self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
-        keys = [cb.state_key for cb in self.callbacks]
+        ordered = sorted(callbacks, key=lambda cb: cb.order)
+        keys = [cb.state_key for cb in ordered]
         if len(set(keys)) != len(keys):
             raise ConfigurationError(f"callbacks need distinct state_key values, got {keys}")
+        self.distributed = ddp.init_distributed(self.config.distributed, self.config.device)
+        # Decided from the full list, so that every rank makes the same collective calls.
+        self._agree_each_step = self.distributed.enabled and any(
+            cb.stops_mid_epoch for cb in ordered
+        )
+        self.callbacks = [cb for cb in ordered if self.distributed.is_main or not cb.rank_zero_only]
         self.profiler: Profiler = profiler or NullProfiler()
         self.run_dir: Path | None = Path(run_dir) if run_dir is not None else None
         self.checkpoint_metadata = checked_metadata(checkpoint_metadata)
-        self.device = resolve_device(self.config.device)
+        self.device = ddp.process_device(self.config.device, self.distributed)
         self.amp_dtype = resolve_amp(self.config.amp, self.device)
         self.memory_format = (
             torch.preserve_format if self.config.channels_last == "off" else torch.channels_last
         )
+        if self.config.sync_batchnorm and self.distributed.enabled:
+            if self.device.type != "cuda":
+                raise ConfigurationError(
+                    "training.sync_batchnorm needs CUDA GPUs (PyTorch's SyncBatchNorm does not "
+                    "run on CPU); set it to false for CPU training"
+                )
+            # Replaces the BatchNorm layers in place (the root is the classifier, not a BN).
+            nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
         self.model = model.to(self.device).to(memory_format=self.memory_format)
         self.optimizer = create_optimizer(model, self.optimizer_config)
+        # The module that trains: DDP averages gradients over ranks during backward. Evaluation
+        # and checkpoints use the plain model (no ``module.`` prefix, no collectives).
+        self._train_module: nn.Module = self.model
+        if self.distributed.enabled:
+            self._train_module = nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            )
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         # resolve_amp allows fp16 on CUDA only, the one place breedclf applies loss scaling.
         self.scaler = torch.amp.GradScaler(
@@ -146,6 +176,7 @@ class Trainer:
         self.steps_per_epoch = 0
         self._section_step = 0
         self._warned_paths: set[str] = set()
+        self._rank_rng: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------------------- public API
 
@@ -201,6 +232,10 @@ class Trainer:
     def evaluate(self, loader: Iterable[Batch], *, full: bool = True) -> dict[str, Any]:
         """Metrics of the current model over ``loader`` (no callbacks are called).
 
+        Under distributed training every rank calls it with its share of the split (a loader
+        from :meth:`Experiment.dataloader <breedclf.experiment.Experiment.dataloader>`) and
+        gets the metrics of the whole split.
+
         Args:
             full: Include per-class accuracy and the confusion matrix.
         """
@@ -228,8 +263,13 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict(),
-            "rng": _rng_state(),
+            "rng": _rng_state(self.device),
             "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks},
+            # Every rank's RNG at the last epoch end, so a resume on as many ranks is exact.
+            "distributed": {
+                "world_size": self.distributed.world_size,
+                "rng": self._rank_rng if self.distributed.enabled else [],
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -250,7 +290,16 @@ class Trainer:
         for cb in self.callbacks:
             if cb.state_key in state["callbacks"]:
                 cb.load_state_dict(state["callbacks"][cb.state_key])
-        _set_rng_state(state["rng"])
+        saved = state.get("distributed") or {"world_size": 1, "rng": []}
+        rank = self.distributed.rank
+        if rank == 0:
+            _set_rng_state(state["rng"], self.device)
+        elif saved["world_size"] == self.distributed.world_size and len(saved["rng"]) > rank:
+            _set_rng_state(saved["rng"][rank], self.device)
+        else:  # a rank the checkpoint did not have: seeded from (seed, rank, step)
+            _seed_everything(ddp.rank_seed(self.config.seed, rank, self.state.global_step))
+        if saved["world_size"] != self.distributed.world_size:
+            self._rescale_schedule(saved["world_size"])
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write :meth:`state_dict` atomically (a crash mid-write keeps the old file)."""
@@ -266,6 +315,30 @@ class Trainer:
         """
         self.load_state_dict(read_checkpoint(path))
 
+    def _rescale_schedule(self, saved_world_size: int) -> None:
+        """Put the schedule at the same point of training after a change of process count.
+
+        The checkpoint counted ``steps_per_epoch`` of its own process count; with another
+        count an epoch has another number of steps, so the schedule restarts at this epoch's
+        boundary of the new count (the optimizer-step counter keeps its value).
+        """
+        log.warning(
+            "resuming a checkpoint of %d process(es) on %d: same epoch, not bit-identical to "
+            "an uninterrupted run (the global batch and the steps per epoch differ)",
+            saved_world_size,
+            self.distributed.world_size,
+        )
+        scheduler = self.scheduler
+        if scheduler is None:
+            return
+        scheduler.last_epoch = self.state.epoch * self.steps_per_epoch
+        with warnings.catch_warnings():  # get_lr warns when called outside step()
+            warnings.simplefilter("ignore", UserWarning)
+            lrs = [float(lr) for lr in scheduler.get_lr()]
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        scheduler._last_lr = list[float | torch.Tensor](lrs)  # what get_last_lr() reports
+
     # ------------------------------------------------------------------------------ the loop
 
     def _fit(
@@ -274,6 +347,9 @@ class Trainer:
         valid_loader: BatchLoader | None,
         resume_from: str | Path | None,
     ) -> None:
+        _check_sharded(train_loader, self.distributed)
+        if valid_loader is not None:
+            _check_sharded(valid_loader, self.distributed)
         self.steps_per_epoch = max(1, len(train_loader))
         self.scheduler = create_scheduler(
             self.optimizer,
@@ -284,8 +360,10 @@ class Trainer:
         if resume_from is not None:
             self.load_checkpoint(resume_from)
             log.info("resumed from %s after epoch %d", resume_from, self.state.epoch)
-        else:
+        elif self.distributed.rank == 0:
             _seed_everything(self.config.seed)
+        else:  # each rank its own dropout masks, reproducibly
+            _seed_everything(ddp.rank_seed(self.config.seed, self.distributed.rank, 0))
         self._section_step = self.state.global_step
         self._emit(Callback.on_fit_start)
         for epoch in range(self.state.epoch + 1, self.config.epochs + 1):
@@ -312,16 +390,27 @@ class Trainer:
                 break
             self._warn_skipped(batch)
             if len(batch) == 0:
+                if self.distributed.enabled:  # skipping would leave the other ranks waiting
+                    raise DatasetError(
+                        f"every image of training batch {batch_idx} on rank "
+                        f"{self.distributed.rank} is unreadable; under distributed training "
+                        "remove the files named in the warnings above, then --resume"
+                    )
                 continue
             with self.profile("to_device"):
                 batch = self._to_device(batch)
             self._emit(Callback.on_train_batch_start, batch, batch_idx)
             self._train_step(epoch, batch_idx, batch, metrics)
             batch_idx += 1
-            if self.state.should_stop:
+            if self._stop_after_step():
                 break  # a callback stopped training at this step: validate and checkpoint now
         self._section_step = self.state.global_step
         seconds = time.perf_counter() - started
+        if self.distributed.enabled:
+            metrics.all_reduce()
+            # DDP sends rank 0's buffers (BatchNorm statistics) at the start of each forward;
+            # after the last step each rank holds its own. Validate what rank 0 checkpoints.
+            ddp.broadcast_module(self.model, buffers_only=True)
         train_metrics = metrics.compute()
         valid_metrics: dict[str, Any] = {}
         if valid_loader is not None:
@@ -342,14 +431,27 @@ class Trainer:
             images_per_second=train_metrics["count"] / max(seconds, 1e-9),
         )
         self.state.history.append(asdict(result))
+        if self.distributed.enabled:
+            self._rank_rng = ddp.gather_states(_rng_state(self.device))
         self._emit(Callback.on_epoch_end, result)
+        if self.distributed.enabled:  # rank 0's early stopping / pruning decision holds
+            self.state.should_stop = ddp.broadcast_flag(self.state.should_stop, self.device)
+
+    def _stop_after_step(self) -> bool:
+        """Whether training stops after this step: rank 0's decision on every rank."""
+        if not self.distributed.enabled:
+            return self.state.should_stop
+        if not self._agree_each_step:
+            return False  # no callback stops mid-epoch: the epoch-end broadcast settles it
+        self.state.should_stop = ddp.broadcast_flag(self.state.should_stop, self.device)
+        return self.state.should_stop
 
     def _train_step(
         self, epoch: int, batch_idx: int, batch: Batch, metrics: ClassificationMetrics
     ) -> None:
         inputs, targets = batch.inputs, batch.targets
         with self.profile("forward"), self._autocast():
-            outputs = self.model(inputs)
+            outputs = self._train_module(inputs)
             loss = self.criterion(outputs.float(), targets)
         loss_unsmoothed = self._unsmoothed_loss(outputs, targets, loss)
         self.optimizer.zero_grad(set_to_none=True)
@@ -397,6 +499,7 @@ class Trainer:
         full: bool,
         epoch: int = 0,
     ) -> dict[str, Any]:
+        _check_sharded(loader, self.distributed)
         _set_epoch(loader, 0)
         was_training = self.model.training
         self.model.eval()
@@ -421,6 +524,8 @@ class Trainer:
                         loss_unsmoothed=loss, validation_step=self.state.validation_step,
                     )  # fmt: skip
                     self._emit(Callback.on_validation_batch_end, step)
+        if self.distributed.enabled:
+            metrics.all_reduce()
         result = metrics.compute(full=full)
         self.model.train(was_training)
         if emit:
@@ -520,19 +625,42 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def _rng_state() -> dict[str, Any]:
+def _check_sharded(loader: object, ctx: ddp.DistributedContext) -> None:
+    """Refuse a breedclf loader that is not split for this process count (it would count twice)."""
+    sampler = getattr(loader, "batch_sampler", None)
+    replicas = getattr(sampler, "num_replicas", None)
+    if replicas is not None and replicas != ctx.world_size:
+        raise ConfigurationError(
+            f"the loader is split for {replicas} process(es) but training runs on "
+            f"{ctx.world_size}; build it with create_dataloader(..., rank={ctx.rank}, "
+            f"num_replicas={ctx.world_size}) (Experiment.dataloader does)"
+        )
+
+
+def _rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """The global RNG states; on a GPU with an index (a DDP process) only that GPU's."""
     np_state: tuple[Any, ...] = np.random.get_state(legacy=True)  # type: ignore[assignment]
+    cuda: list[torch.Tensor] = []
+    if device is not None and device.type == "cuda" and device.index is not None:
+        cuda = [torch.cuda.get_rng_state(device)]
+    elif torch.cuda.is_available():
+        cuda = torch.cuda.get_rng_state_all()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": cuda,
         "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *map(float, np_state[2:])],
         "python": random.getstate(),
     }
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def _set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"].cpu())
-    if state["cuda"] and torch.cuda.is_available():
+    one_gpu = device is not None and device.type == "cuda" and device.index is not None
+    if one_gpu and state["cuda"]:  # a DDP process owns one GPU: leave the others untouched
+        assert device is not None and device.index is not None
+        states = state["cuda"]
+        torch.cuda.set_rng_state(states[min(device.index, len(states) - 1)].cpu(), device)
+    elif state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy(), int(pos), int(has_gauss), float(cached)))

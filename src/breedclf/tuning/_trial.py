@@ -43,6 +43,8 @@ class TrialReporter(Callback):
             training on as an orphan.
     """
 
+    rank_zero_only = True  # one report per epoch to the study
+
     def __init__(self, trial: Any, objective: str, *, parent_pid: int | None = None) -> None:
         self.trial = trial
         self.metric = objective.removeprefix("valid_")

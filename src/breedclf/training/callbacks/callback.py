@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -119,9 +119,19 @@ class Callback:
     Callbacks run in ascending :attr:`order` (ties keep the given order); checkpointing runs
     last so it saves the other callbacks' updated state. Each hook call is timed by the
     trainer's profiler as the section ``callback.<ClassName>.<hook>``.
+
+    Under data-parallel training (``docs/distributed.md``) a callback runs on every rank
+    unless it sets :attr:`rank_zero_only` (writers: logs, files, progress bars, reports). A
+    ``should_stop`` set on rank 0 is what every rank follows: the trainer broadcasts it at
+    epoch end, and after every training step when some callback sets :attr:`stops_mid_epoch`.
     """
 
     order: int = 0
+    #: Run only on rank 0 of a data-parallel job (it logs, writes files or shows progress).
+    rank_zero_only: ClassVar[bool] = False
+    #: May set ``trainer.should_stop`` during a training step; under data-parallel training the
+    #: ranks then agree on it after every step (one one-byte broadcast per step).
+    stops_mid_epoch: ClassVar[bool] = False
 
     @property
     def state_key(self) -> str:

@@ -30,6 +30,7 @@ class Checkpointer(Callback):
     """
 
     order = 1000
+    rank_zero_only = True
     LAST = "last.ckpt"
     BEST = "best.safetensors"
 

@@ -25,6 +25,9 @@ class EarlyStopping(Callback):
         min_delta: Smallest change that counts as an improvement.
     """
 
+    # Rank 0 decides (and logs once); the trainer broadcasts the decision to every rank.
+    rank_zero_only = True
+
     def __init__(
         self, *, monitor: Monitor = "valid_acc", patience: int = 3, min_delta: float = 0.0
     ) -> None:

@@ -46,6 +46,8 @@ class MetricsLogger(Callback):
         path: The JSONL file (created with its parent directories).
     """
 
+    rank_zero_only = True
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._offset: int | None = None

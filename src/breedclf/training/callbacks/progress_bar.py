@@ -22,6 +22,8 @@ class ProgressBar(Callback):
         refresh_every: Batches between loss read-outs (each read-out syncs the device).
     """
 
+    rank_zero_only = True
+
     def __init__(self, *, enabled: bool | None = None, refresh_every: int = 10) -> None:
         self.disable = None if enabled is None else not enabled
         self.refresh_every = refresh_every
