@@ -420,6 +420,17 @@ def _register_debug_command() -> None:
 _register_debug_command()
 
 
+def _register_report_command() -> None:
+    from breedclf.profiler._commands import report
+
+    app.command(help="Write a run's training report (report.html) and print its profiler rules.")(
+        report
+    )
+
+
+_register_report_command()
+
+
 def _register_tuning_commands() -> None:
     try:
         from breedclf.tuning._commands import tune_app
