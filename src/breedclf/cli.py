@@ -389,6 +389,8 @@ def demo(
     typer.echo(f"  saved model:           {run.model_dir}")
     typer.echo(f"  metrics log:           {out / 'metrics.jsonl'}")
     typer.echo(f"  test report:           {out / 'eval-test.json'}")
+    if (out / "report.html").is_file():
+        typer.echo(f"  training report:       {out / 'report.html'}")
     typer.echo(f"  checkpoints:           {out / 'checkpoints'}")
     if result.random_init is not None:
         typer.echo(f"  random-init contrast:  {out / 'random-init'}")

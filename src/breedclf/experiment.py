@@ -327,6 +327,13 @@ class Experiment:
                     min_delta=training.early_stopping.min_delta,
                 )
             )
+        if self.config.profiler is not None:
+            from breedclf.profiler import create_profiler_callbacks
+
+            data = self.config.data
+            workers = resolve_num_workers(data.num_workers, device_type=self.device.type)
+            details = {"dataset": data.dataset, "num_workers": workers}
+            callbacks += create_profiler_callbacks(self.config.profiler, details=details)
         callbacks += [create_callback(spec) for spec in self.config.callbacks]
         if self.config.debugger is not None:
             from breedclf.debugger import (
@@ -348,13 +355,6 @@ class Experiment:
                 )
             if hook_config is not None and smdebug_available():
                 callbacks.append(SmdebugHook(hook_config))
-        if self.config.profiler is not None:
-            from breedclf.profiler import create_profiler_callbacks
-
-            data = self.config.data
-            workers = resolve_num_workers(data.num_workers, device_type=self.device.type)
-            details = {"dataset": data.dataset, "num_workers": workers}
-            callbacks += create_profiler_callbacks(self.config.profiler, details=details)
         return [*callbacks, *self.extra_callbacks]
 
     def build_trainer(self) -> Trainer:

@@ -154,8 +154,16 @@ def evaluate_profiler(
 
 
 def read_profiler_findings(run_dir: str | Path) -> list[Finding]:
-    """The findings the live rules wrote (``profiler/findings.jsonl``)."""
-    return [Finding.from_json(d) for d in read_lines(_folder(run_dir) / FINDINGS_FILE)]
+    """The findings the live rules wrote (``profiler/findings.jsonl``), in order.
+
+    A resumed run's rules evaluate the recorded files from the start again: a finding that the
+    interrupted attempt already wrote is listed once.
+    """
+    unique: dict[tuple[str, int, str, str], Finding] = {}
+    for data in read_lines(_folder(run_dir) / FINDINGS_FILE):
+        finding = Finding.from_json(data)
+        unique.setdefault((finding.rule, finding.step, finding.tensor, finding.message), finding)
+    return list(unique.values())
 
 
 def read_profiler_results(run_dir: str | Path) -> list[dict[str, Any]]:

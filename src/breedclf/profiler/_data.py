@@ -198,8 +198,10 @@ class TailReader:
             if line.strip():
                 try:
                     yield json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line torn by a kill, completed by the next fit's newline
+                except ValueError:
+                    # A line torn by a kill (ended by the next fit's newline), or bytes that are
+                    # not text (a file a resume extended with NULs): skipped, the rest is read.
+                    continue
 
 
 @dataclass

@@ -428,13 +428,20 @@ class Report:
             section.missing = "no framework metrics were recorded"
             return section
         items = sorted(totals.items(), key=lambda kv: kv[1])
-        fig, axes = _figure(8, 0.35 * len(items) + 1.0)
+        total = sum(totals.values())
+        # The chart keeps sections of at least 1 % and sums the rest (the table lists all).
+        small = [(k, v) for k, v in items if v < 0.01 * total]
+        bars = [(k, v) for k, v in items if v >= 0.01 * total]
+        if len(small) > 1:
+            bars.insert(0, (f"{len(small)} others (each < 1 %)", sum(v for _, v in small)))
+        else:
+            bars = items
+        fig, axes = _figure(8, 0.35 * len(bars) + 1.0)
         ax: Axes = axes[0][0]
-        ax.barh([k for k, _ in items], [v for _, v in items], color="#55a868")
+        ax.barh([k for k, _ in bars], [v for _, v in bars], color="#55a868")
         ax.set_xlabel("seconds")
         ax.grid(alpha=0.3, axis="x")
         section.svg = _svg(fig)
-        total = sum(totals.values())
         section.tables.append(
             {
                 "title": "Seconds by section",

@@ -143,7 +143,7 @@ class ProfilerRule:
             "datapoints": self.datapoints,
             "description": self.description,
             "advice": self.advice,
-            "message": self.last_message,
+            "message": self.last_message or self.waiting(),
             "params": {k: _plain(v) for k, v in self.params().items()},
             "details": self.details(),
         }
@@ -151,6 +151,18 @@ class ProfilerRule:
     def details(self) -> dict[str, Any]:
         """Rule-specific figures for the report (JSON-safe)."""
         return {}
+
+    def waiting(self) -> str:
+        """Why the rule has not looked yet (its patience not run out), or ``""``."""
+        return ""
+
+    def _waiting_for(self, seen: int, needed: int, what: str) -> str:
+        if not self.applicable or seen > needed:
+            return ""
+        return (
+            f"not evaluated: saw {seen} {what}, waits for more than {needed} "
+            "(profiler.preset: short_run for short runs)"
+        )
 
     def finding(self, window: Window, metric: str, value: float, message: str) -> Finding:
         """A finding of this rule in ``window`` (the debugger's :class:`Finding` shape)."""

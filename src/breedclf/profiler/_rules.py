@@ -131,6 +131,9 @@ class LowGPUUtilization(ProfilerRule):
     def details(self) -> dict[str, Any]:
         return {k: {"p95": v[0], "p5": v[1]} for k, v in self._last.items()}
 
+    def waiting(self) -> str:
+        return self._waiting_for(min(self._counts.values(), default=0), self.patience, "values")
+
 
 class _Bottleneck(ProfilerRule):
     """Shared by CPUBottleneck and IOBottleneck: the share of samples in which some GPU idles
@@ -172,6 +175,9 @@ class _Bottleneck(ProfilerRule):
 
     def details(self) -> dict[str, Any]:
         return {"snapshots": self._snapshots, "bottlenecks": self._bottlenecks}
+
+    def waiting(self) -> str:
+        return self._waiting_for(self._snapshots, self.patience, "samples")
 
 
 @register_profiler_rule
@@ -273,6 +279,9 @@ class GPUMemoryIncrease(ProfilerRule):
     def details(self) -> dict[str, Any]:
         return {"max_increase": self._max_increase}
 
+    def waiting(self) -> str:
+        return self._waiting_for(min(self._counts.values(), default=0), self.patience, "values")
+
 
 @register_profiler_rule
 class BatchSize(ProfilerRule):
@@ -346,6 +355,9 @@ class BatchSize(ProfilerRule):
                     )
         return found
 
+    def waiting(self) -> str:
+        return self._waiting_for(self._count, max(self.patience, self.window), "samples")
+
 
 @register_profiler_rule
 class StepOutlier(ProfilerRule):
@@ -417,6 +429,9 @@ class StepOutlier(ProfilerRule):
             "limit_seconds": self._limit if math.isfinite(self._limit) else None,
             "outliers": [{"step": s, "seconds": d} for s, d in self._outliers[:50]],
         }
+
+    def waiting(self) -> str:
+        return self._waiting_for(len(self._durations), self.min_steps, "steps")
 
 
 @register_profiler_rule
@@ -497,6 +512,9 @@ class Dataloader(ProfilerRule):
 
     def details(self) -> dict[str, Any]:
         return {"data_wait_percent": self._share, "steps": self._steps}
+
+    def waiting(self) -> str:
+        return self._waiting_for(self._steps, self.patience, "steps")
 
 
 @register_profiler_rule
@@ -624,6 +642,9 @@ class LoadBalancing(ProfilerRule):
 
     def details(self) -> dict[str, Any]:
         return {"max_distance": self._worst}
+
+    def waiting(self) -> str:
+        return self._waiting_for(min(self._counts.values(), default=0), self.patience, "values")
 
 
 def usage_table(samples: list[SystemSample]) -> list[dict[str, Any]]:

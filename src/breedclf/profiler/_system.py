@@ -106,13 +106,8 @@ class SystemSampler:
         """Start sampling (a no-op when already running)."""
         if self.running:
             return
-        import psutil
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._gpus = _Gpus()
-        # cpu_percent / cpu_times_percent measure since their previous call: prime them.
-        psutil.cpu_percent(percpu=True)
-        psutil.cpu_times_percent()
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._run, name="breedclf-system-monitor", daemon=True
@@ -139,6 +134,10 @@ class SystemSampler:
     def _run(self) -> None:
         import psutil
 
+        # cpu_percent / cpu_times_percent measure since their previous call in the same thread
+        # (psutil keeps that state per thread): prime them here.
+        psutil.cpu_percent(percpu=True)
+        psutil.cpu_times_percent()
         disk, net = psutil.disk_io_counters(), psutil.net_io_counters()
         last = time.monotonic()
         with open(self.path, "a", encoding="utf-8") as fh:
