@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from breedclf.profiler._timing import NullProfiler, ProfileEvent, Profiler, SectionProfiler
-
 if TYPE_CHECKING:
     from breedclf.profiler._callback import (
         ProfilerRules,
@@ -61,8 +59,14 @@ if TYPE_CHECKING:
         StepOutlier,
     )
     from breedclf.profiler._system import SystemMonitor, SystemSampler
+    from breedclf.profiler._timing import NullProfiler, ProfileEvent, Profiler, SectionProfiler
 
+_TIMING = "breedclf.profiler._timing"
 _EXPORTS = {
+    "NullProfiler": _TIMING,
+    "ProfileEvent": _TIMING,
+    "Profiler": _TIMING,
+    "SectionProfiler": _TIMING,
     "ProfilerRules": "breedclf.profiler._callback",
     "evaluate_profiler": "breedclf.profiler._callback",
     "read_profiler_findings": "breedclf.profiler._callback",
@@ -152,12 +156,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # Loaded on first use: the trainer imports this package for the timing classes, and the
-    # rest imports the training callbacks (which import the trainer).
+    # Loaded on first use: the CLI registers `breedclf report` without importing torch, the
+    # trainer imports the timing classes, and the rest imports the training callbacks (which
+    # import the trainer).
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    importlib.import_module("breedclf.profiler._rules")  # registers the built-in rules
+    if module != _TIMING:
+        importlib.import_module("breedclf.profiler._rules")  # registers the built-in rules
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

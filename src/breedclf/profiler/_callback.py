@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from breedclf._io import atomic_path
 from breedclf.debugger._rule import ISSUES_FOUND, Finding
-from breedclf.debugger._trial import FINDINGS_FILE, STATUSES_FILE, append_line, read_lines
-from breedclf.profiler._data import PROFILER_DIR, RULES_FILE, profiler_path
+from breedclf.debugger._trial import FINDINGS_FILE, STATUSES_FILE, append_line
+from breedclf.profiler._data import PROFILER_DIR, RULES_FILE, TailReader, profiler_path
 from breedclf.profiler._rule import DEFAULT_SCAN_INTERVAL, ProfilerRule, ProfilerRuleEngine
 from breedclf.profiler._timing import SectionProfiler
 from breedclf.training.callbacks.callback import Callback, StepOutput
@@ -160,7 +160,7 @@ def read_profiler_findings(run_dir: str | Path) -> list[Finding]:
     interrupted attempt already wrote is listed once.
     """
     unique: dict[tuple[str, int, str, str], Finding] = {}
-    for data in read_lines(_folder(run_dir) / FINDINGS_FILE):
+    for data in TailReader(_folder(run_dir) / FINDINGS_FILE).read():
         finding = Finding.from_json(data)
         unique.setdefault((finding.rule, finding.step, finding.tensor, finding.message), finding)
     return list(unique.values())

@@ -635,8 +635,11 @@ class Report:
 
         if not (self.run_dir / "debugger").is_dir():
             return None
-        findings = read_findings(self.run_dir)
-        statuses = read_statuses(self.run_dir)
+        try:
+            findings = read_findings(self.run_dir)
+            statuses = read_statuses(self.run_dir)
+        except ValueError as exc:  # a findings file a crash left unreadable
+            return {"rules": [], "findings": [], "more": 0, "error": str(exc)}
         rules = []
         for label in dict.fromkeys([*statuses, *(f.rule for f in findings)]):
             own = [f for f in findings if f.rule == label]
@@ -668,14 +671,14 @@ class Report:
         trace = self._trace()
         if trace is not None:
             sections.append(trace)
-        from breedclf.profiler._rules import usage_table
+        from breedclf.profiler._rules import sample_means, usage_table
 
         usage = [
             {
                 **row,
                 **{k: _fmt_value(row[k], row["unit"]) for k in ("max", "p99", "p95", "p50", "min")},
             }
-            for row in usage_table(self.data.system)
+            for row in usage_table(sample_means(self.data.system))
         ]
         env = jinja2.Environment(autoescape=True)
         return env.from_string(_TEMPLATE).render(
@@ -766,7 +769,7 @@ scan windows in which a rule found an issue.</p>
 {% for r in rules %}<tr><td>{{ r.rule }}</td><td class="{{ r.status }}">{{ r.status }}</td>
 <td class="num">{{ r.triggered }}</td><td class="num">{{ r.datapoints }}</td>
 <td>{{ r.description }}</td><td>{{ r.message }}</td>
-<td>{% if r.status == "IssuesFound" %}{{ r.advice }}{% endif %}</td>
+<td>{% if r.status != "NotApplicable" %}{{ r.advice }}{% endif %}</td>
 <td>{% for k, v in r.params.items() %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}
 {% endfor %}</td>
 </tr>{% endfor %}</tbody></table>
@@ -796,6 +799,8 @@ scan windows in which a rule found an issue.</p>
 {% if debugger %}
 <h2 id="debugger">Debugger findings</h2>
 <p>The debugger's rules as they ran during training (debugger/findings.jsonl).</p>
+{% if debugger.error %}<p class="missing">could not read the debugger's files:
+{{ debugger.error }}</p>{% endif %}
 <table id="debugger-rules"><thead><tr><th>rule</th><th>status</th><th>times fired</th>
 <th>first</th><th>last</th><th>last finding</th><th>what to try</th></tr></thead><tbody>
 {% for r in debugger.rules %}<tr><td>{{ r.rule }}</td><td class="{{ r.status }}">{{ r.status }}</td>

@@ -647,18 +647,19 @@ class LoadBalancing(ProfilerRule):
         return self._waiting_for(min(self._counts.values(), default=0), self.patience, "values")
 
 
-def usage_table(samples: list[SystemSample]) -> list[dict[str, Any]]:
-    """Max, p99, p95, p50 and min of every (node, metric), with totals over cores and GPUs.
-
-    Per-core CPU values become one ``CPUUtilization`` row per node (the mean over cores of each
-    sample), and so on for GPUs; I/O, memory, disk and network rows are as sampled.
-    """
+def sample_means(samples: list[SystemSample]) -> dict[tuple[str, str], list[float]]:
+    """``{(node, metric): [value per sample]}``; per-core and per-GPU values are averaged."""
     groups: dict[tuple[str, str], dict[float, list[float]]] = {}
     for s in samples:
         groups.setdefault((s.node, s.dimension), {}).setdefault(s.timestamp, []).append(s.value)
+    return {key: [statistics.fmean(v) for v in by_time.values()] for key, by_time in groups.items()}
+
+
+def usage_table(means: dict[tuple[str, str], list[float]]) -> list[dict[str, Any]]:
+    """Max, p99, p95, p50 and min of every (node, metric) of :func:`sample_means`."""
     rows = []
-    for (node, dim), by_time in sorted(groups.items()):
-        values = np.array([statistics.fmean(v) for v in by_time.values()])
+    for (node, dim), series in sorted(means.items()):
+        values = np.array(series)
         unit = "bytes/s" if dim.endswith("PerSecond") else "%"
         rows.append(
             {
@@ -683,15 +684,17 @@ class OverallSystemUsage(ProfilerRule):
     advice = "Read the system usage table: it shows where the machine has headroom"
 
     def __init__(self) -> None:
-        self._samples: list[SystemSample] = []
+        # Per-sample means only (a long run on many cores has millions of raw values).
+        self._means: dict[tuple[str, str], list[float]] = {}
 
     def update(self, window: Window) -> list[Finding]:
-        self._samples += window.system
-        self.datapoints = len(self._samples)
+        for key, values in sample_means(window.system).items():
+            self._means.setdefault(key, []).extend(values)
+        self.datapoints += len(window.system)
         return []
 
     def details(self) -> dict[str, Any]:
-        return {"usage": usage_table(self._samples)}
+        return {"usage": usage_table(self._means)}
 
 
 def time_breakdown(steps: list[Any], sections: list[Any]) -> dict[str, float]:
