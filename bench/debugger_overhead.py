@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from breedclf.config import ExperimentConfig, validate_config
+from _throughput import throughput
+
 from breedclf.data import write_textures
-from breedclf.experiment import Experiment
 
 ALL_RULES: list[dict[str, Any]] = [
     {"name": "loss_not_decreasing"},
@@ -38,23 +38,6 @@ ALL_RULES: list[dict[str, Any]] = [
 ]
 
 
-def throughput(root: Path, out: Path, debugger: Any, epochs: int, size: int) -> float:
-    """Images per second of the training epochs (validation excluded)."""
-    config = validate_config(
-        ExperimentConfig,
-        {
-            "output_dir": str(out),
-            "data": {"dataset": "textures", "root": str(root), "image_size": size},
-            "model": {"name": "efficientnet_lite0", "weights": "DEFAULT"},
-            "training": {"epochs": epochs, "batch_size": 16, "seed": 0},
-            "debugger": debugger,
-        },
-    )
-    history = Experiment(config, progress=False).fit()
-    images = float(sum(h["train"]["count"] for h in history))
-    return images / float(sum(h["seconds"] for h in history))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=2)
@@ -69,7 +52,11 @@ def main() -> None:
         for rep in range(2):
             for name, debugger in settings.items():
                 out = Path(tmp) / f"{name}-{rep}"
-                speeds[name].append(throughput(root, out, debugger, args.epochs, args.image_size))
+                speeds[name].append(
+                    throughput(
+                        root, out, epochs=args.epochs, size=args.image_size, debugger=debugger
+                    )
+                )
         base = max(speeds["off"])
         print(f"debugger overhead ({args.epochs} epochs, {args.image_size} px, "
               f"{time.perf_counter() - started:.0f} s in all):")  # fmt: skip

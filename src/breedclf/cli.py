@@ -404,6 +404,8 @@ def demo(
     typer.echo(f"  saved model:           {run.model_dir}")
     typer.echo(f"  metrics log:           {out / 'metrics.jsonl'}")
     typer.echo(f"  test report:           {out / 'eval-test.json'}")
+    if (out / "report.html").is_file():
+        typer.echo(f"  training report:       {out / 'report.html'}")
     typer.echo(f"  checkpoints:           {out / 'checkpoints'}")
     if result.random_init is not None:
         typer.echo(f"  random-init contrast:  {out / 'random-init'}")
@@ -433,6 +435,17 @@ def _register_debug_command() -> None:
 
 
 _register_debug_command()
+
+
+def _register_report_command() -> None:
+    from breedclf.profiler._commands import report
+
+    app.command(help="Write a run's training report (report.html) and print its profiler rules.")(
+        report
+    )
+
+
+_register_report_command()
 
 
 def _register_tuning_commands() -> None:

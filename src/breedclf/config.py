@@ -48,6 +48,8 @@ __all__ = [
     "ModelConfig",
     "OneCycleSchedulerConfig",
     "OptimizerConfig",
+    "ProfilerConfig",
+    "ProfilerRuleConfig",
     "RuleConfig",
     "SGDConfig",
     "SchedulerConfig",
@@ -434,6 +436,58 @@ class DebuggerConfig(BaseConfig):
     smdebug_config: Path | None = None
 
 
+# ----------------------------------------------------------------------------------- profiler
+
+
+class ProfilerRuleConfig(BaseConfig):
+    """A profiler rule by its SageMaker name (``CPUBottleneck``), with parameters.
+
+    ``ProfilerReport`` runs every rule; its parameters are ``<Rule>_<param>`` overrides
+    (``CPUBottleneck_threshold: 60``). Names and parameters are checked against the profiler
+    rule registry when the run is built.
+    """
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfilerConfig(BaseConfig):
+    """The profiler: system monitor, framework metrics, rules and report (``docs/profiler.md``).
+
+    Attributes:
+        interval: Seconds between system samples (SageMaker's default 500 ms).
+        rules: The profiler rules; by default ``ProfilerReport`` (all of them).
+        preset: ``short_run`` shortens the rules' windows and patience for runs of minutes
+            (AWS's defaults wait ~8 minutes before most rules look at all) and scans every
+            10 s unless ``scan_interval`` is given.
+        scan_interval: Seconds of recorded time per rule window (SageMaker: 60).
+        trace_steps: ``[start, stop]``: capture these training steps (1-based, inclusive) with
+            ``torch.profiler`` into a Chrome/Perfetto trace.
+        synchronize: Wait for the GPU around every section, so each section measures its own
+            GPU work (slower; to find the slow part, not to measure throughput).
+        report: Write ``report.html`` into the run directory when ``run`` ends.
+    """
+
+    interval: PositiveFloat = 0.5
+    rules: list[ProfilerRuleConfig] = Field(
+        default_factory=lambda: [ProfilerRuleConfig(name="ProfilerReport")]
+    )
+    preset: Literal["default", "short_run"] = "default"
+    scan_interval: PositiveFloat = 60.0
+    trace_steps: tuple[PositiveInt, PositiveInt] | None = None
+    synchronize: bool = False
+    report: bool = True
+
+    @model_validator(mode="after")
+    def _check_trace_steps(self) -> ProfilerConfig:
+        if self.trace_steps is not None and self.trace_steps[0] > self.trace_steps[1]:
+            raise ValueError(
+                "trace_steps must be [start, stop] with start <= stop, got "
+                f"{list(self.trace_steps)}"
+            )
+        return self
+
+
 class ExperimentConfig(BaseConfig):
     """Everything needed to reproduce a run: data, model, optimizer, scheduler, training.
 
@@ -447,6 +501,8 @@ class ExperimentConfig(BaseConfig):
         callbacks: Extra registered callbacks, built in the given order.
         debugger: Debugger rules run during training (``{}`` for the default rule set);
             ``None`` (the default) turns the debugger off.
+        profiler: System monitor, framework metrics, profiler rules and ``report.html`` (on
+            by default); ``None`` turns the profiler off.
     """
 
     name: str = "experiment"
@@ -460,6 +516,7 @@ class ExperimentConfig(BaseConfig):
     training: TrainingConfig = TrainingConfig()
     callbacks: list[CallbackSpec] = Field(default_factory=list)
     debugger: DebuggerConfig | None = None
+    profiler: ProfilerConfig | None = Field(default_factory=ProfilerConfig)
 
 
 # ------------------------------------------------------------------------------------ helpers

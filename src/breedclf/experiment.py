@@ -101,6 +101,7 @@ RESUME_SAFE_FIELDS = (
     "data.num_workers",
     "training.device",
     "training.evaluate_test",
+    "profiler",
 )
 
 CONFIG_FILE = "config.yaml"
@@ -140,6 +141,10 @@ class Experiment:
         self.config = config
         self.extra_callbacks = list(callbacks)
         self.profiler = profiler
+        if profiler is None and config.profiler is not None:
+            from breedclf.profiler import create_section_profiler
+
+            self.profiler = create_section_profiler(config.profiler)
         self.progress = progress
         self._trainer: Trainer | None = None
         self._splits: DatasetSplits | None = None
@@ -339,6 +344,13 @@ class Experiment:
                     min_delta=training.early_stopping.min_delta,
                 )
             )
+        if self.config.profiler is not None:
+            from breedclf.profiler import create_profiler_callbacks
+
+            data = self.config.data
+            workers = resolve_num_workers(data.num_workers, device_type=self.device.type)
+            details = {"dataset": data.dataset, "num_workers": workers}
+            callbacks += create_profiler_callbacks(self.config.profiler, details=details)
         callbacks += [create_callback(spec) for spec in self.config.callbacks]
         if self.config.debugger is not None:
             from breedclf.debugger import (
@@ -407,6 +419,7 @@ class Experiment:
             self.last_checkpoint,
             self.checkpoint_dir / Checkpointer.BEST,
             self.model_dir / METADATA_FILE,
+            *_profiler_files(self.output_dir),
         ]
         return [path for path in candidates if path.is_file()]
 
@@ -677,7 +690,28 @@ def run(
     if experiment.distributed.enabled:  # every rank returns once the model is saved
         ddp.barrier()
     log.info("saved model to %s", model_dir)
+    if experiment.config.profiler is not None and experiment.config.profiler.report:
+        _write_report(experiment.output_dir)
     return RunResult(model_dir, experiment.best_epoch, valid, test, history, statuses)
+
+
+def _profiler_files(output_dir: Path) -> list[Path]:
+    from breedclf.profiler._data import PROFILER_DIR
+    from breedclf.profiler._report import REPORT_FILE
+
+    folder = output_dir / PROFILER_DIR
+    return [output_dir / REPORT_FILE, *(sorted(folder.iterdir()) if folder.is_dir() else [])]
+
+
+def _write_report(output_dir: Path) -> None:
+    from breedclf.profiler._report import Report
+
+    try:
+        path = Report(output_dir).write()
+    except MissingDependencyError as exc:
+        log.warning("report.html not written: %s", exc)
+        return
+    log.info("wrote the training report %s", path)
 
 
 def _rule_statuses(experiment: Experiment) -> dict[str, str]:

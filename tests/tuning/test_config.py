@@ -169,8 +169,16 @@ def test_default_experiment_config_paths_are_all_known(tmp_path: Path) -> None:
     paths = tunable_paths()
     sgd = override(ExperimentConfig(), {"optimizer.name": "sgd"})
     for key in [*flatten_config(ExperimentConfig()), *flatten_config(sgd)]:
-        # The debugger only watches a run (a null section by default): no hyperparameter.
-        owned = ("name", "output_dir", "callbacks", "checkpoint_dir", "model_dir", "debugger")
+        # The debugger and the profiler only watch a run: no hyperparameter.
+        owned = (
+            "name",
+            "output_dir",
+            "callbacks",
+            "checkpoint_dir",
+            "model_dir",
+            "debugger",
+            "profiler",
+        )
         # early_stopping is a null section: its fields (patience, ...) are the tunable paths
         skipped = ("training.evaluate_test", "training.monitor", "training.early_stopping")
         if key.split(".")[0] not in owned and key not in skipped:

@@ -309,18 +309,51 @@ def create_rule(name: str, params: Mapping[str, Any] | None = None) -> Rule:
         for p, spec in inspect.signature(cls.__init__).parameters.items()
         if spec.kind is spec.KEYWORD_ONLY
     ]
+    check_params(f"rule {key!r}", params, accepted)
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"rule {key!r}: {exc}") from None
+
+
+def check_params(what: str, params: Mapping[str, Any], accepted: list[str]) -> None:
+    """Raise for a parameter not in ``accepted``, naming the closest valid one."""
     for param in params:
         if param not in accepted:
             close = difflib.get_close_matches(param, accepted, n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigurationError(
-                f"rule {key!r} has no parameter {param!r}; {hint}"
+                f"{what} has no parameter {param!r}; {hint}"
                 f"valid parameters: {', '.join(accepted) or 'none'}"
             )
+
+
+def parse_call(text: str, *, what: str, example: str) -> tuple[str, dict[str, Any]]:
+    """``"name(a=1, b='x')"`` or ``"name"`` → ``("name", {"a": 1, "b": "x"})`` (literals only).
+
+    Raises:
+        ConfigurationError: Not of that form (the message shows ``example``).
+    """
     try:
-        return cls(**params)
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"rule {key!r}: {exc}") from None
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        node = None
+    if isinstance(node, ast.Name):
+        return node.id, {}
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or node.args:
+        raise ConfigurationError(
+            f"cannot read the {what} {text!r}: write NAME or NAME(param=value, ...), e.g. {example}"
+        )
+    params: dict[str, Any] = {}
+    for kw in node.keywords:
+        try:
+            params[str(kw.arg)] = ast.literal_eval(kw.value)
+        except ValueError:
+            raise ConfigurationError(
+                f"{what} {text!r}: the value of {kw.arg} must be a literal (number, string, "
+                "list, None)"
+            ) from None
+    return node.func.id, params
 
 
 def parse_rule(text: str) -> Rule:
@@ -329,27 +362,8 @@ def parse_rule(text: str) -> Rule:
     Raises:
         ConfigurationError: Not of that form, or an unknown rule/parameter.
     """
-    try:
-        node = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
-        node = None
-    if isinstance(node, ast.Name):
-        return create_rule(node.id)
-    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or node.args:
-        raise ConfigurationError(
-            f"cannot read the rule {text!r}: write NAME or NAME(param=value, ...), e.g. "
-            "'overfit(patience=3)'"
-        )
-    params: dict[str, Any] = {}
-    for kw in node.keywords:
-        try:
-            params[str(kw.arg)] = ast.literal_eval(kw.value)
-        except ValueError:
-            raise ConfigurationError(
-                f"rule {text!r}: the value of {kw.arg} must be a literal (number, string, "
-                "list, None)"
-            ) from None
-    return create_rule(node.func.id, params)
+    name, params = parse_call(text, what="rule", example="'overfit(patience=3)'")
+    return create_rule(name, params)
 
 
 def require(condition: bool, message: str) -> None:

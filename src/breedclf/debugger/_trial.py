@@ -159,7 +159,9 @@ def read_lines(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def _end_torn_line(path: Path) -> None:
+def end_torn_line(path: Path) -> None:
+    """End a last line that a killed writer left without its newline (the next line starts
+    afresh; readers skip the torn one)."""
     if path.is_file() and path.stat().st_size:
         with open(path, "rb+") as fh:
             fh.seek(-1, os.SEEK_END)
@@ -182,7 +184,7 @@ class TrialWriter:
         """Open a ``fit``: records of an interrupted attempt after ``global_step`` are void."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for name in (TRIAL_FILE, FINDINGS_FILE):
-            _end_torn_line(self.directory / name)
+            end_torn_line(self.directory / name)
         append_line(
             self.path,
             {"event": "start", "format": FORMAT, "global_step": global_step, "time": time},

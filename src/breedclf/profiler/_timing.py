@@ -119,6 +119,15 @@ class SectionProfiler:
             wall = self._wall_origin + (start - self._perf_origin)
             self.events.append(ProfileEvent(name, step, wall, duration))
 
+    @property
+    def total_events(self) -> int:
+        """Sections recorded so far (including those :attr:`events` no longer holds)."""
+        return sum(self.counts.values())
+
+    def now(self) -> float:
+        """The current time on the clock of :attr:`ProfileEvent.start` (Unix seconds)."""
+        return self._wall_origin + (time.perf_counter() - self._perf_origin)
+
     def summary(self) -> dict[str, dict[str, float]]:
         """``{name: {"seconds", "calls", "mean_ms"}}`` sorted by total time."""
         return {
