@@ -690,7 +690,8 @@ def run(
     if experiment.distributed.enabled:  # every rank returns once the model is saved
         ddp.barrier()
     log.info("saved model to %s", model_dir)
-    if experiment.config.profiler is not None and experiment.config.profiler.report:
+    profiler = experiment.config.profiler
+    if profiler is not None and profiler.report and experiment.distributed.is_main:
         _write_report(experiment.output_dir)
     return RunResult(model_dir, experiment.best_epoch, valid, test, history, statuses)
 

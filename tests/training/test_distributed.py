@@ -112,6 +112,8 @@ def test_two_processes_write_one_set_of_outputs(two_process_run: Run, textures_r
             assert output.count(f"epoch={epoch} split={split} ") == 1, output[-3000:]
     assert output.count("split=test ") == 1
     assert output.count("model saved to:") == 1
+    assert output.count("wrote the training report") == 1  # rank 0 only
+    assert (out / "report.html").is_file()
     records = epoch_records(out)
     assert [r["epoch"] for r in records] == [1, 2, 3]
     # Sums over both ranks: every sample once (the training split loses no batch here).

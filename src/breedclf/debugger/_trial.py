@@ -18,6 +18,7 @@ holds one saved step; ``step`` is the optimizer step for ``train`` records and t
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -38,6 +39,8 @@ __all__ = [
     "collection_of",
     "load_trial",
 ]
+
+log = logging.getLogger("breedclf.debugger")
 
 Mode = Literal["train", "eval"]
 TRIAL_FILE = "trial.jsonl"
@@ -148,15 +151,33 @@ def append_line(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def read_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """The JSON lines of ``path``; a torn last line (a crash mid-write) is skipped."""
+    r"""The JSON lines of ``path``; lines torn by a crash mid-write are skipped.
+
+    A torn line is the last one without its newline, or, once a resumed writer ended it with
+    :func:`end_torn_line`, an unparseable line followed by the resumed run's lines.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "log.jsonl"
+        >>> _ = path.write_text('{"a": 1}\n{"a": 2, "b"')   # killed mid-write
+        >>> end_torn_line(path)                             # a resumed writer ends it
+        >>> with open(path, "a") as fh:
+        ...     _ = fh.write('{"a": 3}\n')
+        >>> [line["a"] for line in read_lines(path)]
+        [1, 3]
+    """
     if not path.is_file():
         return
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if not line.endswith("\n"):
                 return  # the write a crash interrupted
-            if line.strip():
+            if not line.strip():
+                continue
+            try:
                 yield json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s: skipped a line torn by an interrupted write", path)
 
 
 def end_torn_line(path: Path) -> None:

@@ -212,7 +212,9 @@ class SystemMonitor(Callback):
         self.sampler: SystemSampler | None = None
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        """Start the sampling thread."""
+        """Start the sampling thread (under torchrun, on each machine's local rank 0 only)."""
+        if trainer.distributed.local_rank != 0:
+            return  # another process of this machine samples it
         path = profiler_path(trainer, self.path, SYSTEM_FILE, "system metrics")
         if path is None:
             return
