@@ -28,7 +28,7 @@ def test_the_quickstart_notebook_runs_in_a_kernel(
     import nbformat
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
     (parameters,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
     parameters.source = 'OUT = "runs/quickstart"\nIMAGE_SIZE = 32\nEPOCHS = 2\nTRIALS = 2\n'
     client = NotebookClient(
