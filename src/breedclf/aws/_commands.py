@@ -34,6 +34,9 @@ AwsOption = Annotated[
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the exact requests; send nothing.")]
 DEFAULT_AWS = Path("aws.yaml")
+DataOption = Annotated[
+    str, typer.Option(help="s3:// prefix of the dataset, or a name uploaded with aws upload.")
+]
 
 
 def _session(path: Path) -> AwsSession:
@@ -74,9 +77,7 @@ def upload(
 @aws_app.command("train")
 def train(
     config: Annotated[Path, typer.Argument(help="Experiment YAML (as for breedclf train).")],
-    data: Annotated[
-        str, typer.Option(help="s3:// prefix of the dataset, or a name uploaded with aws upload.")
-    ],
+    data: DataOption,
     aws: AwsOption = DEFAULT_AWS,
     set_: Annotated[
         list[str] | None,
@@ -91,18 +92,22 @@ def train(
     dry_run: DryRun = False,
 ) -> None:
     """Train CONFIG in a SageMaker training job (the same run() as breedclf train)."""
+    from breedclf.aws._requests import job_name as make_job_name
+    from breedclf.aws._session import _stamp
     from breedclf.config import load_config
 
     session = _session(aws)
     experiment = load_config(config)
+    # Named here, so the default download folder is the job's own (runs/aws/JOB), not shared.
+    name = job_name or make_job_name(experiment.name, _stamp())
     request = session.train(
         experiment,
         data_uri=_data_uri(session, data),
         overrides=parse_overrides(set_ or []),
-        name=job_name,
+        name=name,
         dry_run=dry_run,
         wait=wait,
-        download_to=out or Path("runs/aws") / (job_name or "job"),
+        download_to=out or Path("runs/aws") / name,
     )
     if not dry_run and wait:
         typer.echo(f"deploy it: breedclf aws deploy {_model_uri(request)}")
@@ -117,9 +122,7 @@ def _model_uri(request: dict[str, object]) -> str:
 @tune_app.command("run")
 def tune_run(
     study: Annotated[Path, typer.Argument(help="Study YAML (as for breedclf tune).")],
-    data: Annotated[
-        str, typer.Option(help="s3:// prefix of the dataset, or a name uploaded with aws upload.")
-    ],
+    data: DataOption,
     aws: AwsOption = DEFAULT_AWS,
     strategy: Annotated[
         str | None,
