@@ -42,6 +42,19 @@ class SleepyImages(Dataset[tuple[torch.Tensor, int]]):
         return self.images[index], int(self.targets[index])
 
 
+class UnevenCompute(Callback):
+    """Every other training step computes ``extra`` seconds longer (a sleep inside the step,
+    after its data arrived): a healthy run whose step times spread widely but boundedly, so
+    the spread, not the machine's scheduling jitter, sets StepOutlier's mean + 3 std."""
+
+    def __init__(self, extra: float = 0.06) -> None:
+        self.extra = extra
+
+    def on_train_batch_start(self, trainer: Trainer, batch: Batch, batch_idx: int) -> None:
+        if batch_idx % 2:
+            time.sleep(self.extra)
+
+
 def collate(items: Sequence[tuple[torch.Tensor, int]]) -> Batch:
     return Batch(torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items]))
 

@@ -100,6 +100,19 @@ Experiment(config, progress=False).fit()
 """
 
 
+def _complete_records(path: Path, marker: str) -> int:
+    if not path.is_file():
+        return 0
+    return sum(marker in line for line in path.read_text(encoding="utf-8").split("\n")[:-1])
+
+
+def _sample_times(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    lines = path.read_text(encoding="utf-8").split("\n")[:-1]
+    return len({json.loads(line)["Timestamp"] for line in lines})
+
+
 def test_samples_survive_kill_9(tmp_path: Path) -> None:
     from tests.profiler.conftest import write_class_tree
 
@@ -112,8 +125,10 @@ def test_samples_survive_kill_9(tmp_path: Path) -> None:
     system, framework = out / "profiler" / "system.jsonl", out / "profiler" / "framework.jsonl"
     deadline = time.monotonic() + 300
     try:
+        # Kill once both files hold enough records: 20 steps, and system samples from
+        # three distinct sampling times (the monitor's clock is independent of the steps').
         while time.monotonic() < deadline and proc.poll() is None:
-            if framework.is_file() and framework.read_text().count('"kind": "step"') >= 20:
+            if _complete_records(framework, '"kind": "step"') >= 20 and _sample_times(system) >= 3:
                 break
             time.sleep(0.2)
         assert proc.poll() is None, "the training process ended by itself"
