@@ -15,7 +15,7 @@ from torch import nn
 
 from breedclf._io import atomic_path
 from breedclf.debugger._engine import CollectionPlan, RuleEngine, plan_collections
-from breedclf.debugger._reductions import reduce_tensor
+from breedclf.debugger._reductions import reduce_many
 from breedclf.debugger._rule import Action, Finding, Rule
 from breedclf.debugger._trial import FINDINGS_FILE, STATUSES_FILE, Record, TrialWriter, append_line
 from breedclf.errors import ConfigurationError
@@ -106,6 +106,10 @@ class Debugger(Callback):
         self._writer: TrialWriter | None = None
         self._saving: set[str] = set()
         self._pending: dict[str, dict[str, torch.Tensor]] = {}
+        #: Saved steps whose gradients were not recorded: the fp16 loss scaler skipped them.
+        self.scaler_skipped: list[int] = []
+        # Scalar reductions of many tensors at once: (tensor names, reduction, values).
+        self._blocks: list[tuple[list[str], str, torch.Tensor]] = []
         self._full: dict[str, torch.Tensor] = {}
         self._handles: list[RemovableHandle] = []
         self._modules: list[tuple[str, str, nn.Module]] = []
@@ -260,21 +264,38 @@ class Debugger(Callback):
     def on_before_optimizer_step(
         self, trainer: Trainer, step: StepOutput, gradients: GradientInfo
     ) -> None:
-        """Reduce gradients (final: unscaled, clipped) and weights before the update."""
+        """Reduce gradients (final: unscaled, clipped) and weights before the update.
+
+        At a step the fp16 loss scaler skips (its scaled gradients overflowed, which it
+        expects while it searches for the scale) the gradients are not recorded: they are an
+        artefact of the scale, never applied, not the model's gradients. Reading the flag waits
+        for the GPU, which the trainer does right after anyway.
+        """
         if not self._saving & {"gradients", "weights"}:
             return
+        if gradients.found_inf is not None and bool(gradients.found_inf.item()):
+            self._saving.discard("gradients")
+            self.scaler_skipped.append(step.global_step)
+            log.debug("debugger: step skipped by the loss scaler; its gradients not recorded")
         needs_update = _UPDATE in self.plan.get("weights", CollectionPlan()).reductions
+        grads: tuple[list[str], list[torch.Tensor]] = ([], [])
+        weights: tuple[list[str], list[torch.Tensor]] = ([], [])
         for name, param in trainer.model.named_parameters():
             if not param.requires_grad:
                 continue
             if "gradients" in self._saving and param.grad is not None:
-                self._collect("gradients", f"gradients/{name}", param.grad)
+                grads[0].append(f"gradients/{name}")
+                grads[1].append(param.grad)
             # smdebug's split: "weights" are the *weight tensors, biases are not (a zero-
             # initialised bias has no meaningful update/weight ratio).
             if "weights" in self._saving and name.endswith("weight"):
-                self._collect("weights", f"weights/{name}", param)
+                weights[0].append(f"weights/{name}")
+                weights[1].append(param)
                 if needs_update:
                     self._before_step[name] = param.detach().clone()
+        # Each collection's tensors are reduced together: one fused pass, not ~150 small ones.
+        self._collect_many("gradients", *grads)
+        self._collect_many("weights", *weights)
 
     def on_train_batch_end(self, trainer: Trainer, step: StepOutput) -> None:
         """Accumulate losses/labels; at saved steps, reduce the rest and run the rules."""
@@ -334,7 +355,7 @@ class Debugger(Callback):
             self._collect("losses", "loss", self._val_sum / self._val_count)
         if self._val_confusion is not None:
             self._pending.setdefault("labels", {})["confusion"] = self._val_confusion.float()
-        if self._pending:
+        if self._pending or self._blocks:
             step = trainer.state.global_step
             self._flush(trainer, "eval", self._epoch, step, self._epoch)
 
@@ -350,19 +371,28 @@ class Debugger(Callback):
     # ------------------------------------------------------------------------------ helpers
 
     def _collect(self, collection: str, name: str, tensor: torch.Tensor) -> None:
+        self._collect_many(collection, [name], [tensor])
+
+    def _collect_many(self, collection: str, names: list[str], tensors: list[torch.Tensor]) -> None:
+        """Reduce the tensors of one collection together (see :func:`reduce_many`)."""
         plan = self.plan.get(collection)
-        if plan is None:
+        if plan is None or not tensors:
             return
-        values = self._pending.setdefault(name, {})
-        for reduction in sorted(plan.reductions):
-            if reduction == _UPDATE or reduction == "confusion":
-                continue
-            if reduction.startswith(_ALLCLOSE):
-                values[reduction] = self._allclose_prev(name, tensor, reduction)
-            else:
-                values[reduction] = reduce_tensor(tensor, reduction)
-        if collection in self.save_tensors and collection in self._saving:
-            self._full[name] = tensor.detach().clone()
+        special = {_UPDATE, "confusion"}
+        plain = {r for r in plan.reductions if r not in special and not r.startswith(_ALLCLOSE)}
+        reduced = reduce_many(tensors, plain)
+        if reduced.index:
+            block = [names[i] for i in reduced.index]
+            self._blocks.extend((block, red, vector) for red, vector in reduced.vectors.items())
+        for name, tensor, values in zip(names, tensors, reduced.single, strict=True):
+            pending = self._pending.setdefault(name, {})
+            for reduction in sorted(plan.reductions):
+                if reduction in values:
+                    pending[reduction] = values[reduction]
+                elif reduction.startswith(_ALLCLOSE):
+                    pending[reduction] = self._allclose_prev(name, tensor, reduction)
+            if collection in self.save_tensors and collection in self._saving:
+                self._full[name] = tensor.detach().clone()
 
     def _allclose_prev(self, name: str, tensor: torch.Tensor, reduction: str) -> torch.Tensor:
         rtol, atol, equal_nan = reduction[len(_ALLCLOSE) : -1].split(",")
@@ -379,19 +409,25 @@ class Debugger(Callback):
     def _flush(self, trainer: Trainer, mode: Literal["train", "eval"], step: int,
                global_step: int, epoch: int) -> None:  # fmt: skip
         pending, self._pending = self._pending, {}
+        blocks, self._blocks = self._blocks, []
         full, self._full = self._full, {}
         keys = [(name, red) for name, values in pending.items() for red in values]
-        if not keys:
+        if not keys and not blocks:
             return
         parts = [pending[name][red].reshape(-1).float() for name, red in keys]
-        host = torch.cat([p.to(parts[0].device) for p in parts]).cpu().tolist()  # the one sync
-        tensors: dict[str, dict[str, Any]] = {}
+        parts += [vector.float() for _, _, vector in blocks]
+        device = parts[0].device
+        host = torch.cat([p.to(device) for p in parts]).cpu().tolist()  # the one sync
+        tensors: dict[str, dict[str, Any]] = {name: {} for name in pending}
         offset = 0
-        for (name, red), part in zip(keys, parts, strict=True):
+        for (name, red), part in zip(keys, parts, strict=False):
             chunk = host[offset : offset + part.numel()]
             offset += part.numel()
-            vector = red.startswith(_VECTOR)
-            tensors.setdefault(name, {})[red] = chunk if vector else chunk[0]
+            tensors[name][red] = chunk if red.startswith(_VECTOR) else chunk[0]
+        for names, red, _ in blocks:
+            for name, value in zip(names, host[offset : offset + len(names)], strict=True):
+                tensors.setdefault(name, {})[red] = value
+            offset += len(names)
         record = Record(mode, step, global_step, epoch, time.time(), tensors)
         assert self._writer is not None  # set in on_fit_start
         keep = mode == "train" and (self.tensor_steps is None or step in self.tensor_steps)
