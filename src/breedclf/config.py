@@ -34,6 +34,8 @@ from pydantic import (
 from breedclf.errors import ConfigurationError
 
 __all__ = [
+    "CORE_DEBUGGER_RULES",
+    "DEFAULT_DEBUGGER_RULES",
     "AdamWConfig",
     "AugmentConfig",
     "BaseConfig",
@@ -380,11 +382,21 @@ DebuggerCollection = Literal[
     "inputs",
 ]
 
-#: The rules on by default: SageMaker's core set for deep-learning jobs.
-DEFAULT_DEBUGGER_RULES = (
+#: SageMaker's core rule set for deep-learning jobs (``docs/debugger.md``).
+CORE_DEBUGGER_RULES = (
     "loss_not_decreasing",
     "overfit",
     "overtraining",
+    "vanishing_gradient",
+    "exploding_tensor",
+    "poor_weight_initialization",
+)
+
+#: The rules on by default: the core set's rules that catch broken training (NaN/inf, dead
+#: gradients, a bad initialisation) and stay quiet on healthy runs. The core set's three
+#: convergence rules (loss_not_decreasing, overfit, overtraining) are listed to run: on a
+#: converged run they fire by design (``docs/debugger.md``, "The default rules").
+DEFAULT_DEBUGGER_RULES = (
     "vanishing_gradient",
     "exploding_tensor",
     "poor_weight_initialization",
@@ -412,8 +424,10 @@ class DebuggerConfig(BaseConfig):
     """The debugger: rules evaluated during training on a saved trial (``docs/debugger.md``).
 
     Attributes:
-        rules: The rules; by default SageMaker's core set (LossNotDecreasing, Overfit,
-            Overtraining, VanishingGradient, ExplodingTensor, PoorWeightInitialization).
+        rules: The rules; by default :data:`DEFAULT_DEBUGGER_RULES` (VanishingGradient,
+            ExplodingTensor, PoorWeightInitialization; the last only for a model that does not
+            start from pretrained weights). :data:`CORE_DEBUGGER_RULES` lists SageMaker's core
+            set.
         default_action: What a rule without its own action does when it fires.
         save_interval: Save every N optimizer steps; ``auto`` saves about 50 times per run
             (every step of runs under 100 steps). AWS's default was 500.
@@ -499,8 +513,8 @@ class ExperimentConfig(BaseConfig):
         model_dir: Where the trained model is saved (default ``output_dir/model``; in a
             SageMaker job, ``SM_MODEL_DIR``).
         callbacks: Extra registered callbacks, built in the given order.
-        debugger: Debugger rules run during training (``{}`` for the default rule set);
-            ``None`` (the default) turns the debugger off.
+        debugger: Debugger rules run during training (on by default with the default rule
+            set); ``None`` turns the debugger off.
         profiler: System monitor, framework metrics, profiler rules and ``report.html`` (on
             by default); ``None`` turns the profiler off.
     """
@@ -515,7 +529,7 @@ class ExperimentConfig(BaseConfig):
     scheduler: SchedulerConfig = CosineSchedulerConfig()
     training: TrainingConfig = TrainingConfig()
     callbacks: list[CallbackSpec] = Field(default_factory=list)
-    debugger: DebuggerConfig | None = None
+    debugger: DebuggerConfig | None = Field(default_factory=DebuggerConfig)
     profiler: ProfilerConfig | None = Field(default_factory=ProfilerConfig)
 
 

@@ -39,7 +39,13 @@ def _tensors() -> list[torch.Tensor]:
 
 @pytest.mark.parametrize(
     "reductions",
-    [set(FUSED_REDUCTIONS), {"mean_abs"}, {"nan", "inf"}, {"mean_abs", "variance", "max"}],
+    [
+        set(FUSED_REDUCTIONS),
+        {"mean_abs"},
+        {"nan", "inf"},
+        {"mean_abs", "variance", "max"},
+        {"p5", "p95", "nan"},
+    ],
 )
 def test_fused_reductions_equal_one_by_one(reductions: set[str]) -> None:
     tensors = _tensors()

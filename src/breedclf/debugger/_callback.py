@@ -106,6 +106,7 @@ class Debugger(Callback):
         self._writer: TrialWriter | None = None
         self._saving: set[str] = set()
         self._pending: dict[str, dict[str, torch.Tensor]] = {}
+        self._train_step: int | None = None  # the training step under way (None: validating)
         #: Saved steps whose gradients were not recorded: the fp16 loss scaler skipped them.
         self.scaler_skipped: list[int] = []
         # Scalar reductions of many tensors at once: (tensor names, reduction, values).
@@ -222,7 +223,7 @@ class Debugger(Callback):
     def _saves(self, collection: str, step: int) -> bool:
         plan = self.plan[collection]
         return "train" in plan.modes and (
-            step <= plan.first_steps or step % self.intervals[collection] == 0
+            step <= plan.first_steps or (plan.steady and step % self.intervals[collection] == 0)
         )
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
@@ -232,6 +233,7 @@ class Debugger(Callback):
     def on_train_batch_start(self, trainer: Trainer, batch: Batch, batch_idx: int) -> None:
         """Decide what this step saves; hook activations only if it saves them."""
         step = trainer.state.global_step + 1
+        self._train_step = step
         self._saving = {c for c in self.plan if self._saves(c, step)}
         for kind, name, module in self._modules:
             if f"{kind}_input" in self._saving:
@@ -333,6 +335,7 @@ class Debugger(Callback):
 
     def on_validation_start(self, trainer: Trainer) -> None:
         """Start the validation pass's sums."""
+        self._train_step = None
         self._val_sum = None
         self._val_count = 0
         self._val_confusion = None
@@ -378,15 +381,18 @@ class Debugger(Callback):
         plan = self.plan.get(collection)
         if plan is None or not tensors:
             return
+        # Past the first steps, only what some rule reads then (a validation pass: everything).
+        step = self._train_step
+        wanted = plan.reductions if step is None or step <= plan.first_steps else plan.later
         special = {_UPDATE, "confusion"}
-        plain = {r for r in plan.reductions if r not in special and not r.startswith(_ALLCLOSE)}
+        plain = {r for r in wanted if r not in special and not r.startswith(_ALLCLOSE)}
         reduced = reduce_many(tensors, plain)
         if reduced.index:
             block = [names[i] for i in reduced.index]
             self._blocks.extend((block, red, vector) for red, vector in reduced.vectors.items())
         for name, tensor, values in zip(names, tensors, reduced.single, strict=True):
             pending = self._pending.setdefault(name, {})
-            for reduction in sorted(plan.reductions):
+            for reduction in sorted(wanted):
                 if reduction in values:
                     pending[reduction] = values[reduction]
                 elif reduction.startswith(_ALLCLOSE):

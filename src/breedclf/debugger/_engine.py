@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,27 @@ class RuleEngine:
 
 @dataclass
 class CollectionPlan:
-    """What to collect of one collection: reductions, modes and the first steps to save."""
+    """What to collect of one collection: reductions, modes and the first steps to save.
+
+    ``reductions`` are computed at the first ``first_steps`` steps; after them only ``later``
+    (the reductions some rule reads beyond its first steps), and the collection is saved at
+    interval steps only if ``steady`` (some rule reads it then, or its tensors are saved).
+    """
 
     reductions: set[str] = field(default_factory=set)
     modes: set[Mode] = field(default_factory=set)
     first_steps: int = 0
+    later: set[str] = field(default_factory=set)
+    steady: bool = False
+
+    def add(self, need: Need, modes: set[Mode]) -> None:
+        """Plan ``need`` (in ``modes``) into this collection."""
+        self.reductions |= set(need.reductions)
+        self.modes |= modes
+        self.first_steps = max(self.first_steps, need.first_steps)
+        if not need.only_first:
+            self.later |= set(need.reductions)
+            self.steady = True
 
 
 def _collections_for(need: Need) -> list[str]:
@@ -91,22 +107,26 @@ def plan_collections(
                 if collection == "*":
                     everywhere.append(need)
                     continue
-                plan = plans.setdefault(collection, CollectionPlan())
-                plan.reductions |= set(need.reductions)
-                plan.modes |= set(need.modes)
-                plan.first_steps = max(plan.first_steps, need.first_steps)
+                plans.setdefault(collection, CollectionPlan()).add(need, set(need.modes))
     for collection in save_tensors:
-        plans.setdefault(collection, CollectionPlan()).modes.add("train")
-    if everywhere and not plans:
-        # Alone, "all tensors" means the cheap ones: losses, gradients, weights.
+        plan = plans.setdefault(collection, CollectionPlan())
+        plan.modes.add("train")
+        plan.steady = True
+    if everywhere and not any(plan.steady for plan in plans.values()):
+        # Alone (or beside first-steps-only needs), "all tensors" means the cheap ones:
+        # losses, gradients, weights.
         for collection in ("losses", "gradients", "weights"):
-            plans[collection] = CollectionPlan(modes={"train"})
+            plan = plans.setdefault(collection, CollectionPlan())
+            plan.modes.add("train")
+            plan.steady = True
+    # A "*" need reads every collection when it is collected anyway: one that only the first
+    # steps collect (activations for PoorWeightInitialization) is not kept on for it.
+    steady = {collection for collection, plan in plans.items() if plan.steady}
     for need in everywhere:
         for collection, plan in plans.items():
             modes = set(need.modes) & ({"train", "eval"} if collection in _EVAL else {"train"})
-            plan.reductions |= set(need.reductions)
-            plan.modes |= modes or {"train"}
-            plan.first_steps = max(plan.first_steps, need.first_steps)
+            early = need if collection in steady else replace(need, only_first=True)
+            plan.add(early, modes or {"train"})
     return plans
 
 

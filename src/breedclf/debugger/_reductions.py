@@ -85,7 +85,8 @@ def reduce_tensor(x: torch.Tensor, name: str) -> torch.Tensor:
         flat = xf.reshape(-1)
         if flat.numel() > _QUANTILE_LIMIT:
             flat = flat[:: flat.numel() // _QUANTILE_LIMIT + 1]
-        value = torch.nanquantile(flat, 0.05 if name == "p5" else 0.95)
+        q = 0.05 if name == "p5" else 0.95
+        value = torch.nanquantile(flat, q) if flat.numel() else flat.new_full((), float("nan"))
     elif name == "nan":
         value = torch.isnan(xf).sum().float()
     elif name == "inf":
@@ -167,11 +168,24 @@ def reduce_many(tensors: list[torch.Tensor], reductions: set[str]) -> Reduced:
                     counts[j] = reduce_tensor(group[j], name)[0]
                 vectors[name] = counts
     inside = set(index)
-    single = [
-        {
-            name: reduce_tensor(tensor, name)
-            for name in sorted(reductions - fused if i in inside else reductions)
-        }
-        for i, tensor in enumerate(tensors)
-    ]
+    single: list[dict[str, torch.Tensor]] = []
+    for i, tensor in enumerate(tensors):
+        names = reductions - fused if i in inside else reductions
+        values: dict[str, torch.Tensor] = {}
+        if {"p5", "p95"} <= names:  # both from one sort
+            values["p5"], values["p95"] = _percentiles(tensor)
+        for name in sorted(names - values.keys()):
+            values[name] = reduce_tensor(tensor, name)
+        single.append(values)
     return Reduced(index, vectors, single)
+
+
+def _percentiles(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``p5`` and ``p95`` of ``x`` as :func:`reduce_tensor` gives them, with one sort."""
+    flat = x.detach().float().reshape(-1)
+    if flat.numel() > _QUANTILE_LIMIT:
+        flat = flat[:: flat.numel() // _QUANTILE_LIMIT + 1]
+    if not flat.numel():
+        return flat.new_full((1,), float("nan")), flat.new_full((1,), float("nan"))
+    both = torch.nanquantile(flat, torch.tensor([0.05, 0.95], device=flat.device))
+    return both[:1], both[1:]

@@ -85,7 +85,9 @@ class Need:
     """Tensors a rule reads: a collection, the reductions of it, the modes, an optional regex.
 
     ``collection="*"`` means every collection another rule (or ``save_tensors``) collects.
-    ``first_steps`` asks for every one of the first N optimizer steps to be saved.
+    ``first_steps`` asks for every one of the first N optimizer steps to be saved;
+    ``only_first`` says the rule reads these reductions in those steps only, so later steps
+    do not compute them (PoorWeightInitialization's percentiles and activation variances).
     """
 
     collection: str
@@ -93,6 +95,7 @@ class Need:
     modes: tuple[Mode, ...] = ("train",)
     regex: str | None = None
     first_steps: int = 0
+    only_first: bool = False
 
 
 class Rule:

@@ -392,9 +392,9 @@ class PoorWeightInitialization(Rule):
     def needs(self) -> list[Need]:
         first = max(self.steps, self.patience + 1)
         return [
-            Need("*", ("variance",), ("train",), self.activation_inputs_regex, first),
-            Need("gradients", ("p5", "p95"), ("train",), None, first),
-            Need("losses", ("mean",), ("train",), None, first),
+            Need("*", ("variance",), ("train",), self.activation_inputs_regex, first, True),
+            Need("gradients", ("p5", "p95"), ("train",), None, first, True),
+            Need("losses", ("mean",), ("train",), None, first, True),
         ]
 
     def check(self, record: Record) -> list[Finding]:
