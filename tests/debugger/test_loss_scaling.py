@@ -51,5 +51,7 @@ def test_steps_the_loss_scaler_skips_are_not_exploding_gradients(tmp_path: Path)
     assert debugger.scaler_skipped == [1]
     trial = load_trial(tmp_path)
     grads = trial.tensor_names(collection="gradients")
-    # The rules read gradients only, so the skipped step has no record at all.
-    assert grads and trial.steps() == [2, 3, 4, 5, 6]
+    assert grads and trial.steps() == [1, 2, 3, 4, 5, 6]
+    first = trial.record(1, "train").tensors
+    assert "loss" in first and not any(name in first for name in grads)  # loss only
+    assert all(grads[0] in trial.record(step, "train").tensors for step in range(2, 7))

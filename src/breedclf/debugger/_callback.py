@@ -16,7 +16,7 @@ from torch import nn
 from breedclf._io import atomic_path
 from breedclf.debugger._engine import CollectionPlan, RuleEngine, plan_collections
 from breedclf.debugger._reductions import reduce_many
-from breedclf.debugger._rule import Action, Finding, Rule
+from breedclf.debugger._rule import Action, Finding, Need, Rule
 from breedclf.debugger._trial import FINDINGS_FILE, STATUSES_FILE, Record, TrialWriter, append_line
 from breedclf.errors import ConfigurationError
 from breedclf.training.callbacks.callback import Callback, EpochResult, GradientInfo, StepOutput
@@ -101,6 +101,11 @@ class Debugger(Callback):
         self.save_tensors = set(save_tensors)
         self.tensor_steps = set(tensor_steps) if tensor_steps is not None else None
         self.plan: dict[str, CollectionPlan] = plan_collections(self.engine.rules, save_tensors)
+        # The loss (train and validation) is always recorded: one number per saved step, so
+        # ``breedclf debug RUN --rule 'overfit()'`` can re-check any run for the loss rules.
+        self.plan.setdefault("losses", CollectionPlan()).add(
+            Need("losses", ("mean",), ("train", "eval")), {"train", "eval"}
+        )
         self.intervals: dict[str, int] = {}
         self.findings: list[Finding] = []
         self._writer: TrialWriter | None = None
