@@ -8,7 +8,13 @@ from pathlib import Path
 import torch
 
 from breedclf.config import ConstantSchedulerConfig, SGDConfig, TrainingConfig
-from breedclf.debugger import Debugger, exploding_tensor, load_trial, vanishing_gradient
+from breedclf.debugger import (
+    Debugger,
+    exploding_tensor,
+    load_trial,
+    vanishing_gradient,
+    weight_update_ratio,
+)
 from breedclf.training import Callback, GradientInfo, StepOutput, Trainer
 
 from .helpers import batches, net
@@ -28,7 +34,9 @@ class FoundInf(Callback):
 
 
 def test_steps_the_loss_scaler_skips_are_not_exploding_gradients(tmp_path: Path) -> None:
-    debugger = Debugger([exploding_tensor(), vanishing_gradient()], save_interval=1)
+    debugger = Debugger(
+        [exploding_tensor(), vanishing_gradient(), weight_update_ratio()], save_interval=1
+    )
     spy = FoundInf()
     trainer = Trainer(
         net(norm=False),
@@ -46,12 +54,17 @@ def test_steps_the_loss_scaler_skips_are_not_exploding_gradients(tmp_path: Path)
     trainer.fit(batches(6, scale=10.0))
 
     assert spy.flags == [True, False, False, False, False, False]
+    # Without the skip: NaN gradients, and an update of 0 (ratio below small_threshold).
     assert debugger.statuses == {"exploding_tensor": "NoIssuesFound",
-                                 "vanishing_gradient": "NoIssuesFound"}  # fmt: skip
+                                 "vanishing_gradient": "NoIssuesFound",
+                                 "weight_update_ratio": "NoIssuesFound"}  # fmt: skip
     assert debugger.scaler_skipped == [1]
     trial = load_trial(tmp_path)
-    grads = trial.tensor_names(collection="gradients")
-    assert grads and trial.steps() == [1, 2, 3, 4, 5, 6]
+    model_tensors = [
+        *trial.tensor_names(collection="gradients"),
+        *trial.tensor_names(collection="weights"),
+    ]
+    assert model_tensors and trial.steps() == [1, 2, 3, 4, 5, 6]
     first = trial.record(1, "train").tensors
-    assert "loss" in first and not any(name in first for name in grads)  # loss only
-    assert all(grads[0] in trial.record(step, "train").tensors for step in range(2, 7))
+    assert "loss" in first and not any(name in first for name in model_tensors)  # loss only
+    assert all(model_tensors[0] in trial.record(step, "train").tensors for step in range(2, 7))

@@ -274,16 +274,18 @@ class Debugger(Callback):
         """Reduce gradients (final: unscaled, clipped) and weights before the update.
 
         At a step the fp16 loss scaler skips (its scaled gradients overflowed, which it
-        expects while it searches for the scale) the gradients are not recorded: they are an
-        artefact of the scale, never applied, not the model's gradients. Reading the flag waits
-        for the GPU, which the trainer does right after anyway.
+        expects while it searches for the scale) neither gradients nor weights are recorded:
+        the gradients are an artefact of the scale, never applied, and the weights do not move
+        (no update to measure). Reading the flag waits for the GPU, which the trainer does
+        right after anyway.
         """
         if not self._saving & {"gradients", "weights"}:
             return
         if gradients.found_inf is not None and bool(gradients.found_inf.item()):
-            self._saving.discard("gradients")
+            self._saving -= {"gradients", "weights"}
             self.scaler_skipped.append(step.global_step)
-            log.debug("debugger: step skipped by the loss scaler; its gradients not recorded")
+            log.debug("debugger: step %d skipped by the loss scaler", step.global_step)
+            return
         needs_update = _UPDATE in self.plan.get("weights", CollectionPlan()).reductions
         grads: tuple[list[str], list[torch.Tensor]] = ([], [])
         weights: tuple[list[str], list[torch.Tensor]] = ([], [])
@@ -431,7 +433,7 @@ class Debugger(Callback):
         host = torch.cat([p.to(device) for p in parts]).cpu().tolist()  # the one sync
         tensors: dict[str, dict[str, Any]] = {name: {} for name in pending}
         offset = 0
-        for (name, red), part in zip(keys, parts, strict=False):
+        for (name, red), part in zip(keys, parts[: len(keys)], strict=True):
             chunk = host[offset : offset + part.numel()]
             offset += part.numel()
             tensors[name][red] = chunk if red.startswith(_VECTOR) else chunk[0]

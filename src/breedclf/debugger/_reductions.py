@@ -82,11 +82,7 @@ def reduce_tensor(x: torch.Tensor, name: str) -> torch.Tensor:
     elif name == "zero_fraction":
         value = (xf == 0).float().mean()
     elif name in ("p5", "p95"):
-        flat = xf.reshape(-1)
-        if flat.numel() > _QUANTILE_LIMIT:
-            flat = flat[:: flat.numel() // _QUANTILE_LIMIT + 1]
-        q = 0.05 if name == "p5" else 0.95
-        value = torch.nanquantile(flat, q) if flat.numel() else flat.new_full((), float("nan"))
+        value = _quantiles(xf, [0.05 if name == "p5" else 0.95])
     elif name == "nan":
         value = torch.isnan(xf).sum().float()
     elif name == "inf":
@@ -173,19 +169,20 @@ def reduce_many(tensors: list[torch.Tensor], reductions: set[str]) -> Reduced:
         names = reductions - fused if i in inside else reductions
         values: dict[str, torch.Tensor] = {}
         if {"p5", "p95"} <= names:  # both from one sort
-            values["p5"], values["p95"] = _percentiles(tensor)
+            both = _quantiles(tensor.detach().float(), [0.05, 0.95])
+            values["p5"], values["p95"] = both[:1], both[1:]
         for name in sorted(names - values.keys()):
             values[name] = reduce_tensor(tensor, name)
         single.append(values)
     return Reduced(index, vectors, single)
 
 
-def _percentiles(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``p5`` and ``p95`` of ``x`` as :func:`reduce_tensor` gives them, with one sort."""
-    flat = x.detach().float().reshape(-1)
+def _quantiles(x: torch.Tensor, qs: list[float]) -> torch.Tensor:
+    """The ``qs`` quantiles of ``x``'s values, NaN ignored (NaN for an empty tensor). Tensors
+    over torch.quantile's limit are strided evenly."""
+    flat = x.reshape(-1)
     if flat.numel() > _QUANTILE_LIMIT:
         flat = flat[:: flat.numel() // _QUANTILE_LIMIT + 1]
     if not flat.numel():
-        return flat.new_full((1,), float("nan")), flat.new_full((1,), float("nan"))
-    both = torch.nanquantile(flat, torch.tensor([0.05, 0.95], device=flat.device))
-    return both[:1], both[1:]
+        return flat.new_full((len(qs),), float("nan"))
+    return torch.nanquantile(flat, torch.tensor(qs, dtype=flat.dtype, device=flat.device))
